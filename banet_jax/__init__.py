@@ -1,0 +1,1 @@
+"""banet-jax: BANet and ODAH in JAX."""

@@ -1,0 +1,20 @@
+"""A differentiable OpenSim skeleton layer in JAX.
+
+    skel = load_osim('model.osim')          # no opensim import needed
+    out = forward_kinematics(skel, q, scales)  # q (..., C), scales (..., B, 3)
+    out.markers                              # (..., M, 3) metres, ground frame
+
+See `kinematics.forward_kinematics` for shapes and `osim_parser` for what is
+supported.
+"""
+
+from banet_jax.skeleton.kinematics import FKResult, apply_couplers, forward_kinematics
+from banet_jax.skeleton.limits import coordinate_limit_penalty
+from banet_jax.skeleton.osim_parser import (SUPPORTED_FUNCTIONS, SUPPORTED_JOINTS,
+                                            OsimError, load_osim)
+from banet_jax.skeleton.skeleton import Skeleton
+
+__all__ = [
+    'FKResult', 'OsimError', 'Skeleton', 'SUPPORTED_FUNCTIONS', 'SUPPORTED_JOINTS',
+    'apply_couplers', 'coordinate_limit_penalty', 'forward_kinematics', 'load_osim',
+]

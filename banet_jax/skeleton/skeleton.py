@@ -1,0 +1,190 @@
+"""The immutable description of an OpenSim model's kinematic tree.
+
+A `Skeleton` holds only numpy arrays, tuples and the small function objects of
+`functions.py`. It is hashable by identity and registered as a pytree with no
+leaves, so it can be closed over, passed as an argument to a `jax.jit`-ed
+function, or marked static, and jit never retraces for the same object.
+
+Geometry convention used throughout (OpenSim's): a fixed point `p` on a body,
+given in that body's frame, scales with the body's scale factors `s` (3,). Every
+fixed point (offset-frame origin, marker, mass centre) is stored as a 3x3 matrix
+`A` with `p(s) = A @ s`, which folds OpenSim's element-wise scaling of each
+offset in its own parent frame into one linear map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from banet_jax.skeleton import functions as fn
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AxisMotion:
+  """One rotation or translation of a joint: `function(q[coordinate])` along `axis`.
+
+  `coordinate` is an index into `Skeleton.coordinate_names`, or -1 when the
+  function takes no coordinate (a Constant).
+  """
+
+  axis: np.ndarray  # (3,) unit axis in the joint's parent frame F (rotations: in the
+  # frame rotated by the previous rotations, i.e. a body-fixed sequence)
+  function: fn.Function
+  coordinate: int
+  scale_axis: np.ndarray | None = None  # (3,) translations only: OpenSim scales the
+  # function by dot(scale_axis, parent-body scale factors); None: never scaled
+  # (identity LinearFunction axes are plain degrees of freedom).
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class JointSpec:
+  """A joint as OpenSim/Simbody evaluates it.
+
+  X_FM (child frame M in parent frame F) = rotation `prod_k R(axis_k, f_k(q))`
+  (body-fixed sequence) and translation `sum_i f_i(q) axis_i` expressed in F.
+  """
+
+  name: str
+  kind: str  # the OpenSim class name, e.g. 'CustomJoint'
+  parent_body: int  # index into body_names, -1 for ground
+  child_body: int
+  parent_rotation: np.ndarray  # (3, 3) F in the parent body
+  parent_offset: np.ndarray  # (3, 3) A with origin of F = A @ s_parent
+  child_rotation: np.ndarray  # (3, 3) M in the child body
+  child_offset: np.ndarray  # (3, 3) A with origin of M = A @ s_child
+  rotations: tuple[AxisMotion, ...]
+  translations: tuple[AxisMotion, ...]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Coupler:
+  """CoordinateCouplerConstraint: q[dependent] = scale * function(q[independent])."""
+
+  name: str
+  dependent: int
+  independent: int
+  function: fn.Function
+  scale: float
+  # For a translational dependent coordinate OpenSim multiplies the function by the
+  # (uniform) scale factor of this body; -1: not scaled.
+  scale_body: int = -1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Skeleton:
+  """An OpenSim model's kinematics, parsed by `load_osim`.
+
+  Attributes (C coordinates, B bodies without ground, J joints, M markers):
+    source: the file it was loaded from.
+    coordinate_names: (C,) in the model's order (joints in file order, each
+      joint's coordinates in its listed order), the order of `q`.
+    coordinate_ranges: (C, 2) float64 [min, max] in rad or m.
+    default_coordinates: (C,) float64.
+    coordinate_motion_types: (C,) 'rotational' | 'translational' | 'coupled',
+      following OpenSim's Coordinate::MotionType rules.
+    locked: (C,) bool, coordinates locked in the file.
+    clamped: (C,) bool.
+    dependent: (C,) bool, dependent coordinate of an enforced coupler.
+    body_names: (B,) in file order; `scales` and per-body outputs use it.
+    body_mass_centers: (B, 3) unscaled mass centres in the body frames.
+    joint_names: (J,) in file order.
+    marker_names: (M,) in file order.
+    marker_bodies: (M,) body index of each marker, -1 for ground.
+    marker_offsets: (M, 3, 3) marker in its body = marker_offsets[m] @ s_body.
+    joints: (J,) JointSpec in file order.
+    joint_order: (J,) indices into `joints`, parents before children.
+    couplers: enforced couplers in evaluation order (independents first).
+  """
+
+  source: str
+  model_name: str
+  coordinate_names: tuple[str, ...]
+  coordinate_ranges: np.ndarray
+  default_coordinates: np.ndarray
+  coordinate_motion_types: tuple[str, ...]
+  locked: np.ndarray
+  clamped: np.ndarray
+  dependent: np.ndarray
+  body_names: tuple[str, ...]
+  body_mass_centers: np.ndarray
+  joint_names: tuple[str, ...]
+  marker_names: tuple[str, ...]
+  marker_bodies: np.ndarray
+  marker_offsets: np.ndarray
+  joints: tuple[JointSpec, ...]
+  joint_order: tuple[int, ...]
+  couplers: tuple[Coupler, ...]
+
+  # ---- convenience views -------------------------------------------------
+  @property
+  def num_coordinates(self) -> int:
+    return len(self.coordinate_names)
+
+  @property
+  def num_bodies(self) -> int:
+    return len(self.body_names)
+
+  @property
+  def rotational(self) -> np.ndarray:
+    """(C,) bool: OpenSim MotionType Rotational."""
+    return np.array([t == 'rotational' for t in self.coordinate_motion_types])
+
+  @property
+  def translational(self) -> np.ndarray:
+    """(C,) bool: OpenSim MotionType Translational."""
+    return np.array([t == 'translational' for t in self.coordinate_motion_types])
+
+  @property
+  def joint_parent_body(self) -> np.ndarray:
+    """(J,) int: parent body index of each joint, -1 for ground."""
+    return np.array([j.parent_body for j in self.joints], np.int32)
+
+  @property
+  def joint_child_body(self) -> np.ndarray:
+    """(J,) int: child body index of each joint."""
+    return np.array([j.child_body for j in self.joints], np.int32)
+
+  @property
+  def joint_types(self) -> tuple[str, ...]:
+    return tuple(j.kind for j in self.joints)
+
+  def coordinate_index(self, name: str) -> int:
+    return _index(self.coordinate_names, name, 'coordinate', self.source)
+
+  def body_index(self, name: str) -> int:
+    return _index(self.body_names, name, 'body', self.source)
+
+  def joint_index(self, name: str) -> int:
+    return _index(self.joint_names, name, 'joint', self.source)
+
+  def marker_index(self, name: str) -> int:
+    return _index(self.marker_names, name, 'marker', self.source)
+
+  def coordinates_from_dict(self, values: dict[str, float],
+                            base: np.ndarray | None = None) -> np.ndarray:
+    """A (C,) vector: `base` (default: the model defaults) with named entries set."""
+    q = np.array(self.default_coordinates if base is None else base, np.float64)
+    for name, value in values.items():
+      q[self.coordinate_index(name)] = value
+    return q
+
+  def __repr__(self) -> str:
+    return (f'Skeleton({self.model_name!r} from {self.source!r}: '
+            f'{len(self.body_names)} bodies, {len(self.joint_names)} joints, '
+            f'{len(self.coordinate_names)} coordinates, '
+            f'{len(self.marker_names)} markers, {len(self.couplers)} couplers)')
+
+
+def _index(names, name, what, source):
+  try:
+    return names.index(name)
+  except ValueError:
+    raise KeyError(f'{source}: no {what} named {name!r}') from None
+
+
+# A pytree with no leaves: jit treats it as static structure (hash by identity).
+jax.tree_util.register_pytree_node(
+    Skeleton, lambda s: ((), s), lambda s, _: s)

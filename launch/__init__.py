@@ -1,0 +1,1 @@
+"""Entry points (absl apps) of banet-jax, run as ``python -m launch.<name>``."""

@@ -1,0 +1,65 @@
+"""Shared pytest setup.
+
+* Tests marked `slow` are skipped unless `--runslow` is given or a `-m` expression names
+  `slow` (e.g. `-m slow`). The marker is registered in pyproject.toml.
+* `project_model_path`: the project's OpenSim model.
+* `extra_osim_paths`: the .osim files in $BANET_EXTRA_OSIM_DIR (sorted; [] when unset).
+* `extra_osim_path`: a test taking this argument runs once per such file (skipped when the
+  variable is unset).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+EXTRA_OSIM_ENV = "BANET_EXTRA_OSIM_DIR"
+
+
+def pytest_addoption(parser):
+  parser.addoption("--runslow", action="store_true", default=False,
+                   help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--runslow") or "slow" in (config.getoption("markexpr") or ""):
+    return
+  skip = pytest.mark.skip(reason="slow: run with --runslow (or -m slow)")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)
+
+
+def _extra_osim_paths() -> list[pathlib.Path]:
+  folder = os.environ.get(EXTRA_OSIM_ENV)
+  if not folder:
+    return []
+  path = pathlib.Path(folder)
+  if not path.is_dir():
+    raise pytest.UsageError(f"{EXTRA_OSIM_ENV}={folder} is not a directory")
+  return sorted(path.glob("*.osim"))
+
+
+def pytest_generate_tests(metafunc):
+  if "extra_osim_path" in metafunc.fixturenames:
+    paths = _extra_osim_paths()
+    if paths:
+      metafunc.parametrize("extra_osim_path", paths, ids=[p.stem for p in paths])
+    else:
+      metafunc.parametrize("extra_osim_path", [pytest.param(
+          None, marks=pytest.mark.skip(reason=f"{EXTRA_OSIM_ENV} not set"))])
+
+
+@pytest.fixture(scope="session")
+def project_model_path() -> pathlib.Path:
+  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(DEFAULT_MODEL_PATH)
+  assert path.is_file(), f"project model missing: {path}"
+  return path
+
+
+@pytest.fixture(scope="session")
+def extra_osim_paths() -> list[pathlib.Path]:
+  return _extra_osim_paths()

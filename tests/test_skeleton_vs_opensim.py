@@ -1,0 +1,156 @@
+"""The JAX skeleton layer against the opensim package (4.6) as the oracle.
+
+Every check runs on the project's model, on models built with the opensim API
+that cover every supported joint and function type (tests/osim_test_models.py),
+and on every .osim in $BANET_EXTRA_OSIM_DIR.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from banet_jax.skeleton import apply_couplers, forward_kinematics, load_osim
+import opensim_oracle as oracle
+import osim_test_models as test_models
+
+jax.config.update('jax_enable_x64', True)
+
+FIELDS = ('body_positions', 'body_rotations', 'joint_centers', 'centers_of_mass', 'markers')
+TOLERANCE = 1e-6  # metres for positions, unitless for rotation matrix entries
+NUM_POSES = 6
+
+
+@pytest.fixture(scope='session')
+def built_models(tmp_path_factory):
+  return test_models.build_all(str(tmp_path_factory.mktemp('osim_models')))
+
+
+@pytest.fixture(params=['project', 'joints', 'custom', 'couplers', 'extra'])
+def model_path(request, built_models, project_model_path, extra_osim_paths):
+  if request.param == 'project':
+    return str(project_model_path)
+  if request.param == 'extra':
+    if not extra_osim_paths:
+      pytest.skip('BANET_EXTRA_OSIM_DIR not set')
+    return [str(p) for p in extra_osim_paths]
+  return built_models[request.param]
+
+
+def _paths(model_path):
+  return model_path if isinstance(model_path, list) else [model_path]
+
+
+@functools.lru_cache(maxsize=None)
+def _case(path):
+  """Skeleton, oracle metadata, and sampled inputs for one model file."""
+  skel = load_osim(path)
+  info = oracle.opensim_coordinate_info(path)
+  rng = np.random.default_rng(abs(hash(path)) % 2**32)
+  q = test_models.sample_coordinates(info, NUM_POSES, rng)
+  scales = test_models.sample_scales(path, NUM_POSES, rng, 0.8, 1.2)
+  return skel, info, q, scales
+
+
+@functools.lru_cache(maxsize=None)
+def _jit_fk(path, enforce_couplers):
+  skel = load_osim(path)
+  return jax.jit(lambda q, s: forward_kinematics(skel, q, s, enforce_couplers=enforce_couplers))
+
+
+def _oracle(path, skel, q, scales=None, enforce_couplers=False):
+  return oracle.opensim_fk(
+      path, q, scales, coordinate_names=skel.coordinate_names, body_names=skel.body_names,
+      joint_names=skel.joint_names, marker_names=skel.marker_names,
+      enforce_couplers=enforce_couplers)
+
+
+def _max_errors(ours, ref):
+  return {f: float(np.max(np.abs(np.asarray(getattr(ours, f)) - ref[f]), initial=0.0))
+          for f in FIELDS}
+
+
+def test_metadata_matches_opensim(model_path):
+  for path in _paths(model_path):
+    skel, info, _, _ = _case(path)
+    assert skel.coordinate_names == tuple(info['names'])
+    assert skel.body_names == tuple(info['body_names'])
+    assert skel.joint_names == tuple(info['joint_names'])
+    assert skel.marker_names == tuple(info['marker_names'])
+    np.testing.assert_allclose(skel.coordinate_ranges[:, 0], info['range_min'])
+    np.testing.assert_allclose(skel.coordinate_ranges[:, 1], info['range_max'])
+    np.testing.assert_allclose(skel.default_coordinates, info['defaults'])
+    np.testing.assert_array_equal(skel.locked, info['locked'])
+    np.testing.assert_array_equal(skel.clamped, info['clamped'])
+    np.testing.assert_array_equal(skel.dependent, info['coupler_dependent'])
+    assert skel.coordinate_motion_types == tuple(t.lower() for t in info['motion_types'])
+
+
+@pytest.mark.parametrize('scaled', [False, True], ids=['unscaled', 'scaled'])
+def test_float64_matches_opensim(model_path, scaled):
+  for path in _paths(model_path):
+    skel, _, q, scales = _case(path)
+    ref = _oracle(path, skel, q, scales if scaled else None)
+    ours = _jit_fk(path, False)(q, scales if scaled else None)
+    errors = _max_errors(ours, ref)
+    print(f'{path} scaled={scaled} max |JAX - OpenSim|: {errors}')
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_enforced_couplers_match_opensim_assembly(model_path):
+  for path in _paths(model_path):
+    skel, _, q, scales = _case(path)
+    if not skel.couplers:
+      continue
+    ref = _oracle(path, skel, q, scales, enforce_couplers=True)
+    # OpenSim's assembler nudges the independent coordinates by ~1e-7, so start
+    # from its result, scramble every dependent coordinate, and recompute them.
+    q_in = ref['q'].copy()
+    q_in[:, skel.dependent] = 0.123
+    np.testing.assert_allclose(apply_couplers(skel, q_in, scales)[:, skel.dependent],
+                               ref['q'][:, skel.dependent], atol=1e-8)
+    errors = _max_errors(_jit_fk(path, True)(q_in, scales), ref)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_float32_error_is_small(model_path, record_property):
+  for path in _paths(model_path):
+    skel, _, q, scales = _case(path)
+    ref = _oracle(path, skel, q, scales)
+    ours = _jit_fk(path, False)(q.astype(np.float32), scales.astype(np.float32))
+    assert ours.markers.dtype == jnp.float32
+    errors = _max_errors(ours, ref)
+    print(f'{path} float32 max |JAX - OpenSim|: {errors}')
+    record_property(f'float32_max_error_{skel.model_name}', max(errors.values()))
+    assert max(errors.values()) < 2e-5, errors
+
+
+def test_gradients_match_finite_differences(model_path):
+  """Reverse-mode gradients of a random projection of every output, along random
+  directions in (q, scales), against central finite differences."""
+  for path in _paths(model_path):
+    skel, _, q, scales = _case(path)
+    rng = np.random.default_rng(0)
+    shapes = jax.eval_shape(lambda a, b: forward_kinematics(skel, a, b), q[0], scales[0])
+    weights = {f: rng.normal(size=getattr(shapes, f).shape) for f in FIELDS}
+
+    def objective(q, s):
+      out = forward_kinematics(skel, q, s)
+      return sum(jnp.sum(getattr(out, f) * weights[f]) for f in FIELDS)
+
+    value_and_grad = jax.jit(jax.value_and_grad(objective, (0, 1)))
+    _, (grad_q, grad_s) = value_and_grad(q[0], scales[0])
+    assert np.all(np.isfinite(grad_q)) and np.all(np.isfinite(grad_s))
+    assert np.any(grad_q != 0) and np.any(grad_s != 0)
+    eps = 1e-6
+    for _ in range(4):
+      dq, ds = rng.normal(size=q[0].shape), rng.normal(size=scales[0].shape)
+      up, _ = value_and_grad(q[0] + eps * dq, scales[0] + eps * ds)
+      down, _ = value_and_grad(q[0] - eps * dq, scales[0] - eps * ds)
+      numeric = (up - down) / (2 * eps)
+      analytic = np.sum(grad_q * dq) + np.sum(grad_s * ds)
+      np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
