@@ -10,7 +10,7 @@ COMMAND:
   python -m launch.skeleton_demo --model=../shared/osim/Rajagopal2016.osim --out_dir=/tmp/demo
   python -m launch.skeleton_demo --markers=RASI,RKJC,RAJC
 
-Runtime: a few seconds on CPU (mostly jit compilation). Output: postures.png in --out_dir.
+Runtime: about 10-20 s on a 2-core CPU, mostly XLA compilation. Output: --out_dir/postures.png.
 
 Coordinates absent from the model are skipped (reported once). Knee angles follow the
 model's sign convention (flexion positive in Rajagopal2016, negative in gait2354), read off
@@ -92,6 +92,10 @@ _DEFAULT_MARKER_GROUPS = (
 _KNEE = re.compile(r"^knee_angle_[rl]$")
 
 
+class UnknownMarkerError(ValueError):
+  """--markers names a marker that the model does not have."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DemoResult:
   """What `run_demo` computed (arrays in metres / model units, ground frame)."""
@@ -152,7 +156,8 @@ def _select_points(skel, requested: Sequence[str] | None) -> tuple[str, list[str
   if requested:
     unknown = [m for m in requested if m not in markers]
     if unknown:
-      raise ValueError(f"markers not in the model: {unknown}; the model has {markers}")
+      raise UnknownMarkerError(
+          f"markers not in the model: {unknown}; it has: {', '.join(markers)}")
     return "marker", list(requested), [markers.index(m) for m in requested]
   chosen = []
   for group in _DEFAULT_MARKER_GROUPS:
@@ -272,6 +277,7 @@ def run_demo(model_path: str | None = None, out_dir: str = os.path.join("outputs
   say(f"  {len(names)} coordinates, {len(skel.body_names)} bodies, "
       f"{len(skel.joint_names)} joints, {len(skel.marker_names)} markers")
 
+  kind, point_names, idx = _select_points(skel, markers)
   q, missing = posture_coordinates(skel)
   if missing:
     say(f"  coordinates not in this model (skipped): {', '.join(missing)}")
@@ -290,16 +296,16 @@ def run_demo(model_path: str | None = None, out_dir: str = os.path.join("outputs
   def all_points(m, jc, bp):
     return np.concatenate([np.asarray(m), np.asarray(jc), np.asarray(bp)], axis=1)
 
-  # Pass 1 finds how far each posture is above/below the standing posture's lowest point;
-  # pass 2 (the result) has the pelvis height corrected so the feet stay on the floor.
+  # Pass 1 finds how far each posture's lowest point is from the standing posture's (the
+  # first one, which defines the floor); pass 2, the result, has the pelvis height
+  # corrected by that much, so the feet stay on the floor.
   pts = all_points(*fk(jnp.asarray(q, dtype=jnp.float32)))
   floor_y = float(pts[0, :, 1].min())
   if "pelvis_ty" in names:
     q[:, skel.coordinate_index("pelvis_ty")] += floor_y - pts[:, :, 1].min(axis=1)
-    mk, jc, bp = fk(jnp.asarray(q, dtype=jnp.float32))
   else:
     say("  note: no pelvis_ty coordinate; postures are not re-grounded")
-    mk, jc, bp = fk(jnp.asarray(q, dtype=jnp.float32))
+  mk, jc, _ = fk(jnp.asarray(q, dtype=jnp.float32))
   mk, jc = np.asarray(mk, dtype=np.float64), np.asarray(jc, dtype=np.float64)
   postures = tuple(POSTURES)
 
@@ -315,7 +321,6 @@ def run_demo(model_path: str | None = None, out_dir: str = os.path.join("outputs
       parts.append(f"pelvis_ty={q[p, skel.coordinate_index('pelvis_ty')]:.3f}")
     say(f"  {posture}: {', '.join(parts) if parts else 'model defaults'}")
 
-  kind, point_names, idx = _select_points(skel, markers)
   table_pts = mk[:, idx] if kind == "marker" else jc[:, idx]
   table = format_table(postures, kind, point_names, table_pts)
   say(f"\n{kind} positions in the ground frame (x forward, y up, z right):")
@@ -335,7 +340,10 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # hides JAX's backend-probing INFO lines
-  run_demo(_MODEL.value, _OUT_DIR.value, _MARKERS.value)
+  try:
+    run_demo(_MODEL.value, _OUT_DIR.value, _MARKERS.value)
+  except UnknownMarkerError as e:
+    raise app.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":
