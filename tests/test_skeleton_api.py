@@ -16,7 +16,13 @@ from banet_jax.skeleton import (coordinate_limit_penalty, forward_kinematics, fu
                                 load_osim)
 from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
 
-jax.config.update('jax_enable_x64', True)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+  """These tests compare in float64; x64 is switched on for them only."""
+  with jax.enable_x64(True):
+    yield
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,7 +18,13 @@ from banet_jax.skeleton import apply_couplers, forward_kinematics, load_osim
 import opensim_oracle as oracle
 import osim_test_models as test_models
 
-jax.config.update('jax_enable_x64', True)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+  """These tests compare in float64; x64 is switched on for them only."""
+  with jax.enable_x64(True):
+    yield
 
 FIELDS = ('body_positions', 'body_rotations', 'joint_centers', 'centers_of_mass', 'markers')
 TOLERANCE = 1e-6  # metres for positions, unitless for rotation matrix entries

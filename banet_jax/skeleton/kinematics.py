@@ -3,9 +3,9 @@
 The tree is unrolled at trace time, joint by joint, parents first. Rotation
 matrices and vectors are kept as 3x3 / 3 Python lists of entries, each entry a
 Python float (known at trace time) or a batched array, so that the many zeros
-and ones of OpenSim's axis-aligned joints cost nothing: XLA receives only the
-arithmetic that is really needed, as one elementwise program over the batch.
-That is what makes the layer fast on CPU as well as on accelerators.
+and ones of OpenSim's axis-aligned joints and constant offsets cost nothing:
+XLA receives only the arithmetic that is really needed. This is what makes the
+layer fast on CPU (see benchmarks/skeleton_fk.py) as well as on accelerators.
 """
 
 from __future__ import annotations
@@ -166,12 +166,10 @@ def _identity():
 
 
 # ---- the tree ---------------------------------------------------------------
-# Internally the batch is flattened to N and kept as the LAST (contiguous) axis:
-# every op then vectorises over poses, which matters far more on CPU than the
-# tiny 3x3 algebra. Each joint's constant-rich local transform (child body in
-# parent body) is built symbolically and stacked once to (3, 3, N); the tree
-# composition and the fixed points run as a few batched array ops. (A fully
-# symbolic tree is fast too, but XLA's compile time explodes on it.)
+# Internally the batch is flattened to N and kept as the LAST (contiguous) axis,
+# so that every entry is an (N,) vector and all arithmetic vectorises over poses.
+# Each body's pose is composed symbolically from its parent's, then materialised
+# behind an optimization barrier (see `materialize` in `_forward`).
 
 def _stack_vec(v, n, dtype):
   return jnp.stack([jnp.broadcast_to(jnp.asarray(x, dtype), (n,)) for x in v])
@@ -246,9 +244,14 @@ def _forward(skel: Skeleton, q, scales, batch) -> FKResult:
   def out(x):  # (K, 3, [3,] N) -> (*batch, K, 3, [3])
     return jnp.moveaxis(x, -1, 0).reshape(batch + x.shape[:-1])
 
+  if num_bodies:
+    body_positions = jnp.stack([_stack_vec(p, n, dtype) for _, p in poses])
+    body_rotations = jnp.stack([_stack_mat(r, n, dtype) for r, _ in poses])
+  else:  # a model of ground (and markers on it) only
+    body_positions, body_rotations = jnp.zeros((0, 3, n), dtype), jnp.zeros((0, 3, 3, n), dtype)
   return FKResult(
-      body_positions=out(jnp.stack([_stack_vec(p, n, dtype) for _, p in poses])),
-      body_rotations=out(jnp.stack([_stack_mat(r, n, dtype) for r, _ in poses])),
+      body_positions=out(body_positions),
+      body_rotations=out(body_rotations),
       # The child-side frame M sits at child_offset @ s_child in the child body.
       joint_centers=out(fixed_points([j.child_body for j in skel.joints],
                                      [j.child_offset for j in skel.joints])),
