@@ -160,3 +160,16 @@ def test_gradients_match_finite_differences(model_path):
       numeric = (up - down) / (2 * eps)
       analytic = np.sum(grad_q * dq) + np.sum(grad_s * ds)
       np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_nonuniform_scales_refused_where_opensim_refuses(built_models):
+  path = built_models['couplers']
+  skel = load_osim(path)
+  bodies = test_models.uniform_scale_bodies(path)
+  assert bodies, 'the couplers model has a translational coupler-dependent coordinate'
+  scales = np.ones((1, skel.num_bodies, 3))
+  scales[0, skel.body_index(bodies[0])] = (1.0, 1.1, 0.9)
+  with pytest.raises(Exception, match='Non-uniform scaling of CoordinateCoupler'):
+    _oracle(path, skel, skel.default_coordinates[None], scales)
+  with pytest.raises(ValueError, match='needs uniform scale factors'):
+    forward_kinematics(skel, skel.default_coordinates[None], scales)

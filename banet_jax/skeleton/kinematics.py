@@ -61,12 +61,30 @@ def forward_kinematics(skel: Skeleton, q, scales=None,
     if scales.ndim < 2 or scales.shape[-2:] != (skel.num_bodies, 3):
       raise ValueError(f'scales must have shape (..., {skel.num_bodies}, 3), '
                        f'got {scales.shape}')
+    _check_coupler_scales(skel, scales)
     dtype = jnp.promote_types(q.dtype, scales.dtype)
     batch = jnp.broadcast_shapes(batch, scales.shape[:-2])
     q, scales = q.astype(dtype), scales.astype(dtype)
   if enforce_couplers:
     q = apply_couplers(skel, q, scales)
   return _forward(skel, q, scales, batch)
+
+
+def _check_coupler_scales(skel: Skeleton, scales):
+  """Refuse what OpenSim's Model::scale refuses: non-uniform factors on the parent
+  body of a translational coupler-dependent coordinate. Only concrete values can
+  be checked; under jit the x factor is used, as for uniform factors."""
+  if isinstance(scales, jax.core.Tracer):
+    return
+  for c in skel.couplers:
+    if c.scale_body >= 0:
+      factors = np.asarray(scales[..., c.scale_body, :])
+      if np.any(factors != factors[..., :1]):
+        raise ValueError(
+            f'{skel.source}: body {skel.body_names[c.scale_body]!r} needs uniform scale '
+            f'factors (x = y = z): coupler {c.name!r} drives the translational coordinate '
+            f'{skel.coordinate_names[c.dependent]!r} of its child joint, and OpenSim refuses '
+            'non-uniform scaling there')
 
 
 def apply_couplers(skel: Skeleton, q, scales=None):
