@@ -126,9 +126,12 @@ def test_irrelevant_elements_are_ignored(tmp_path):
 
 
 # ---- fuzzing ------------------------------------------------------------------
-# Mutations of the real model file: each either loads or raises OsimError.
+# Mutations of real model files: each either loads or raises OsimError. The
+# project model always; the files in $BANET_EXTRA_OSIM_DIR too when it is set.
 
-_ELEMENTS = list(ET.fromstring(PROJECT_XML).iter())
+_FUZZ_SOURCES = [pathlib.Path(DEFAULT_MODEL_PATH)] + sorted(
+    pathlib.Path(os.environ['BANET_EXTRA_OSIM_DIR']).glob('*.osim')
+    if os.environ.get('BANET_EXTRA_OSIM_DIR') else [])
 
 _TEXTS = st.one_of(
     st.sampled_from(['', 'nan', 'inf', '1e400', '-0', 'true', 'maybe', '1 2', '1 2 3 4',
@@ -139,17 +142,18 @@ _TEXTS = st.one_of(
 
 @st.composite
 def _mutations(draw):
+  # Element indices are taken modulo the element count of the file being mutated.
   return [(draw(st.sampled_from(['text', 'delete', 'duplicate', 'retag', 'rename'])),
-           draw(st.integers(0, len(_ELEMENTS) - 1)), draw(_TEXTS))
+           draw(st.integers(0, 2**20)), draw(_TEXTS))
           for _ in range(draw(st.integers(1, 4)))]
 
 
-def _mutate(mutations):
-  root = ET.fromstring(PROJECT_XML)
+def _mutate(xml_text, mutations):
+  root = ET.fromstring(xml_text)
   elements = list(root.iter())
   parents = {child: parent for parent in elements for child in parent}
   for kind, index, text in mutations:
-    elem = elements[index]
+    elem = elements[index % len(elements)]
     parent = parents.get(elem)
     if kind == 'text':
       elem.text = text
@@ -164,11 +168,12 @@ def _mutate(mutations):
   return ET.tostring(root, encoding='unicode')
 
 
-@hypothesis.settings(max_examples=150, deadline=None,
+@pytest.mark.parametrize('source', _FUZZ_SOURCES, ids=lambda p: p.stem)
+@hypothesis.settings(max_examples=100, deadline=None,
                      suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 @hypothesis.given(mutations=_mutations())
-def test_fuzzed_files_raise_only_clear_errors(tmp_path, mutations):
-  path = _write(tmp_path, _mutate(mutations), 'fuzzed.osim')
+def test_fuzzed_files_raise_only_clear_errors(tmp_path, source, mutations):
+  path = _write(tmp_path, _mutate(source.read_text(), mutations), 'fuzzed.osim')
   try:
     skel = load_osim(path)
   except OsimError as e:

@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from banet_jax.skeleton import functions as fn
 from banet_jax.skeleton.skeleton import AxisMotion, Skeleton
 
 
@@ -83,8 +82,8 @@ def _check_coupler_scales(skel: Skeleton, scales):
         raise ValueError(
             f'{skel.source}: body {skel.body_names[c.scale_body]!r} needs uniform scale '
             f'factors (x = y = z): coupler {c.name!r} drives the translational coordinate '
-            f'{skel.coordinate_names[c.dependent]!r} of its child joint, and OpenSim refuses '
-            'non-uniform scaling there')
+            f'{skel.coordinate_names[c.dependent]!r} of a joint whose parent is this body, '
+            'and OpenSim refuses non-uniform scaling there')
 
 
 def apply_couplers(skel: Skeleton, q, scales=None):
