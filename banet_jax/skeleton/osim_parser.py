@@ -247,6 +247,7 @@ class _Parser:
       dependent[c.dependent] = True
 
     markers = [e for e in elements if e.tag == 'Marker']
+    _check_unique(self, markers, 'marker')
     marker_bodies, marker_offsets = [], []
     for m in markers:
       base, rotation, offset = self.frame(self.resolve_frame(m, 'socket_parent_frame'))
@@ -333,6 +334,8 @@ class _Parser:
         rotations=rotations, translations=translations)
 
   def coordinate(self, elem) -> dict:
+    if not elem.get('name'):
+      raise self.error(elem, 'coordinate without a name')
     default = self.floats(elem, 'default_value', 1, default=[0.0])[0]
     value_range = self.floats(elem, 'range', 2, default=[-10.0, 10.0])
     if value_range[0] > value_range[1]:
