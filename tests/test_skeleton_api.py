@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -233,3 +235,23 @@ def test_knot_validation():
     functions.simm_spline([0.0, 0.0, 1.0], [1.0, 2.0, 3.0])
   with pytest.raises(ValueError, match='x has 3 values but y has 2'):
     functions.piecewise_linear([0.0, 1.0, 2.0], [1.0, 2.0])
+
+
+def test_layer_runs_without_the_opensim_package():
+  """GPU/TPU machines and Colab may lack opensim: loading and FK must not import it."""
+  code = '\n'.join([
+      'import sys',
+      'class Block:',
+      '  def find_spec(self, name, path=None, target=None):',
+      "    if name.split('.')[0] == 'opensim':",
+      "      raise ImportError('opensim is blocked in this test')",
+      'sys.meta_path.insert(0, Block())',
+      'import numpy as np',
+      'from banet_jax.skeleton import forward_kinematics, load_osim',
+      'from banet_jax.skeleton.models import DEFAULT_MODEL_PATH',
+      'skel = load_osim(DEFAULT_MODEL_PATH)',
+      'out = forward_kinematics(skel, np.zeros((1, skel.num_coordinates)))',
+      "assert out.markers.shape == (1, len(skel.marker_names), 3)",
+      "assert 'opensim' not in sys.modules",
+  ])
+  subprocess.run([sys.executable, '-c', code], check=True, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
