@@ -133,9 +133,7 @@ def benchmark_model(path: str, batches: Sequence[int], repeats: int = 5,
   default = np.asarray(skel.default_coordinates, dtype=np.float64)
   use_markers = len(skel.marker_names) > 0
   poses = _random_poses(ranges, default, max(1, opensim_poses))
-  locked = getattr(skel, "locked", None)  # OpenSim ignores setValue on locked coordinates
-  if locked is not None:
-    poses = np.where(np.asarray(locked, dtype=bool), default, poses)
+  poses = np.where(skel.locked, default, poses)  # OpenSim ignores setValue on locked coordinates
   os_rate = time_opensim(path, skel.coordinate_names, poses, use_markers)
   rates = {b: time_jax(skel, poses, b, repeats, dtype, use_markers) for b in batches}
   n_points = len(skel.marker_names) if use_markers else len(skel.joint_names)

@@ -113,11 +113,8 @@ def _default_model_path() -> str:
   return str(DEFAULT_MODEL_PATH)
 
 
-def _is_translation(skel, index: int, name: str) -> bool:
-  types = getattr(skel, "coordinate_motion_types", None)
-  if types is not None:
-    return types[index] == "translational"
-  return re.search(r"_t[xyz]$", name) is not None
+def _is_translation(skel, index: int) -> bool:
+  return skel.coordinate_motion_types[index] == "translational"
 
 
 def _knee_sign(ranges: np.ndarray, index: int) -> float:
@@ -140,7 +137,7 @@ def posture_coordinates(skel) -> tuple[np.ndarray, list[str]]:
           missing.append(name)
         continue
       i = skel.coordinate_index(name)
-      v = value if _is_translation(skel, i, name) else math.radians(value)
+      v = value if _is_translation(skel, i) else math.radians(value)
       if _KNEE.match(name):
         v *= _knee_sign(ranges, i)
         beta = name + "_beta"  # Rajagopal patella coordinate follows the knee angle.
@@ -175,9 +172,6 @@ def _select_points(skel, requested: Sequence[str] | None) -> tuple[str, list[str
 
 def _parent_joints(skel) -> np.ndarray:
   """For every joint, the index of the joint whose child is its parent body (-1: none)."""
-  given = getattr(skel, "joint_parent_indices", None)
-  if given is not None:
-    return np.asarray(given, dtype=int)
   parent_body = np.asarray(skel.joint_parent_body, dtype=int)
   child_body = np.asarray(skel.joint_child_body, dtype=int)
   joint_of_body = {int(b): j for j, b in enumerate(child_body)}
@@ -315,7 +309,7 @@ def run_demo(model_path: str | None = None, out_dir: str = os.path.join("outputs
     for name in POSTURES[posture]:
       if name in names:
         i = skel.coordinate_index(name)
-        parts.append(f"{name}={q[p, i]:.3f}" if _is_translation(skel, i, name)
+        parts.append(f"{name}={q[p, i]:.3f}" if _is_translation(skel, i)
                      else f"{name}={math.degrees(q[p, i]):.0f}")
     if "pelvis_ty" in names:
       parts.append(f"pelvis_ty={q[p, skel.coordinate_index('pelvis_ty')]:.3f}")

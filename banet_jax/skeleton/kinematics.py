@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from banet_jax.skeleton.skeleton import AxisMotion, Skeleton
+from banet_jax.skeleton.skeleton import AxisMotion, Skeleton, axis_angle_matrix
 
 
 class FKResult(NamedTuple):
@@ -151,7 +151,7 @@ def _const(m):
 def _rotation(axis, angle):
   """Rodrigues' formula with trace-time zeros for canonical axes."""
   if isinstance(angle, float):
-    return _const(_axis_angle(axis, angle))
+    return _const(axis_angle_matrix(axis, angle))
   c, s = jnp.cos(angle), jnp.sin(angle)
   one_minus_c = None
   a = [float(x) for x in axis]
@@ -170,12 +170,6 @@ def _rotation(axis, angle):
                         _mul(k[i][j], s)))
     rows.append(row)
   return rows
-
-
-def _axis_angle(axis, angle):
-  axis = np.asarray(axis, np.float64)
-  k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-  return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
 
 
 def _identity():

@@ -9,7 +9,6 @@ naming the file and the element, so a model is never silently mis-read.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 import xml.etree.ElementTree as ET
@@ -17,7 +16,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from banet_jax.skeleton import functions as fn
-from banet_jax.skeleton.skeleton import AxisMotion, Coupler, JointSpec, Skeleton
+from banet_jax.skeleton.skeleton import (AxisMotion, Coupler, JointSpec, Skeleton,
+                                         body_fixed_xyz)
 
 SUPPORTED_JOINTS = ('CustomJoint', 'PinJoint', 'SliderJoint', 'UniversalJoint',
                     'BallJoint', 'GimbalJoint', 'FreeJoint', 'PlanarJoint',
@@ -313,8 +313,8 @@ class _Parser:
 
     if kind == 'CustomJoint':
       rotations, translations = self.spatial_transform(elem, coords, local)
-      for name, index in local.items():
-        coords[index]['motion'] = _custom_motion_type(name, rotations, translations, coords)
+      for index in local.values():
+        coords[index]['motion'] = _custom_motion_type(index, rotations, translations)
     else:
       axes_r, axes_t = _JOINT_AXES[kind]
       needed = len(axes_r) + len(axes_t)
@@ -485,8 +485,8 @@ class _Parser:
           raise self.error(e, f'unknown coordinate {n!r}')
       if len(independent) != 1:
         raise self.error(e, f'needs exactly one independent coordinate, has {independent}')
-      function = self.function_of(e.find('coupled_coordinates_function')
-                                  if e.find('coupled_coordinates_function') is not None else e)
+      holder = e.find('coupled_coordinates_function')
+      function = self.function_of(e if holder is None else holder)
       if function is None:
         raise self.error(e, 'missing <coupled_coordinates_function>')
       dep = names.index(dependent)
@@ -537,26 +537,11 @@ def _check_unique(parser, elems, what):
       raise parser.error(e, f'duplicate {what} name {n!r}')
 
 
-def _custom_motion_type(name, rotations, translations, coords) -> str:
+def _custom_motion_type(index, rotations, translations) -> str:
   """OpenSim's rule: a slope +-1 linear function of the coordinate along a rotation
   (checked first) or translation axis; anything else is coupled."""
-  index = next(i for i, c in enumerate(coords) if c['name'] == name)
   for motions, kind in ((rotations, 'rotational'), (translations, 'translational')):
     for m in motions:
       if m.coordinate == index and isinstance(m.function, fn.Linear) and abs(m.function.slope) == 1.0:
         return kind
   return 'coupled'
-
-
-def body_fixed_xyz(angles) -> np.ndarray:
-  """Rotation matrix of a body-fixed X-Y-Z sequence (OpenSim frame `orientation`)."""
-  r = np.eye(3)
-  for axis, angle in zip(np.eye(3), angles):
-    r = r @ axis_angle_matrix(axis, angle)
-  return r
-
-
-def axis_angle_matrix(axis, angle) -> np.ndarray:
-  axis = np.asarray(axis, np.float64) / np.linalg.norm(axis)
-  k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-  return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)

@@ -178,6 +178,23 @@ class Skeleton:
             f'{len(self.marker_names)} markers, {len(self.couplers)} couplers)')
 
 
+# ---- rotation helpers (numpy, load time) ---------------------------------------
+
+def body_fixed_xyz(angles) -> np.ndarray:
+  """Rotation matrix of a body-fixed X-Y-Z sequence (OpenSim frame `orientation`)."""
+  r = np.eye(3)
+  for axis, angle in zip(np.eye(3), angles):
+    r = r @ axis_angle_matrix(axis, angle)
+  return r
+
+
+def axis_angle_matrix(axis, angle) -> np.ndarray:
+  """Rotation by `angle` about `axis` (normalised here), Rodrigues' formula."""
+  axis = np.asarray(axis, np.float64) / np.linalg.norm(axis)
+  k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+  return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
 def _index(names, name, what, source):
   try:
     return names.index(name)
