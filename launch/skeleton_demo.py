@@ -32,6 +32,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from banet_jax.skeleton import OsimError
+
 _MODEL = flags.DEFINE_string(
     "model", None,
     "OpenSim model (.osim). Default: the project model "
@@ -338,6 +340,8 @@ def main(argv: Sequence[str]) -> None:
     run_demo(_MODEL.value, _OUT_DIR.value, _MARKERS.value)
   except UnknownMarkerError as e:
     raise app.UsageError(str(e)) from e
+  except (FileNotFoundError, OsimError) as e:
+    raise SystemExit(f"error: {e}") from e  # one clear line instead of a traceback
 
 
 if __name__ == "__main__":
