@@ -1,0 +1,232 @@
+"""BANet: two calibrated views -> OpenSim coordinates and body scales.
+
+Two models, as in the official code:
+
+* `BANetFrame` (stage 1, per frame): shared stacked-hourglass encoder over both
+  views -> per-stack 1x1 heads -> pixel-aligned features of the query points
+  (sampled inside the two-view visual hull) -> point-to-OpenSim MLP -> one raw
+  vector per frame (102 numbers for the project model).
+* `BANetSequence` (stage 2, per chunk of frames): the frame model on every frame,
+  then the Restormer-style transformer over the (parameters x frames) grid, and
+  one set of body scales per chunk (a learned weighted sum over frames,
+  official `to_one_scales`).
+
+Raw vectors are decoded by `banet_jax.model.outputs.decode`; `predict` does it
+and runs the skeleton layer for the 3-D points. Sizes come from a
+`BANetConfig`; `PRESETS` holds `paper` (the official sizes) and `tiny` (same
+structure, small, for CPU tests).
+
+Inputs, per frame (B batch, V=2 views, S crop size, N query points):
+  images        (B, V, S, S, 3) float, ImageNet-normalised, zero outside the mask
+  crop_pixels   (B, V, N, 2)    float, each point's projection in crop pixels
+  points        (B, N, 3)       float, the query points in metres, centred by
+                                their mean (official: mm / 1000)
+For `BANetSequence` every array has a time axis after the batch: (B, T, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from banet_jax.model.frame_model import FrameModel
+from banet_jax.model.outputs import OutputLayout, decode, output_layout, skeleton_points
+from banet_jax.model.restormer import TemporalRestormer
+from banet_jax.skeleton import load_osim
+from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
+
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class BANetConfig:
+  """Every size of the network. Defaults are the official ones (`paper`)."""
+
+  image_size: int = 256
+  num_views: int = 2
+  # Stacked-hourglass encoder.
+  num_stacks: int = 4
+  hourglass_depth: int = 2
+  hourglass_width: int = 256
+  stem_widths: tuple[int, int] = (64, 128)
+  norm_groups: int = 32
+  head_channels: int = 128
+  # The official PIFu blocks create a GroupNorm they never use (16,640 parameters at
+  # paper size, counted in the official 17.44 M). Off: no dead weights; on: the tree
+  # matches a PyTorch checkpoint one to one.
+  keep_unused_norm_params: bool = False
+  # Query points and the point-to-OpenSim head.
+  num_points: int = 500
+  point_widths: tuple[int, ...] = (512, 512, 32)
+  global_widths: tuple[int, ...] = (128, 128)
+  # Spatio-temporal module.
+  chunk_length: int = 64
+  temporal_dim: int = 48
+  temporal_blocks: tuple[int, int, int] = (4, 6, 6)
+  temporal_heads: tuple[int, int, int] = (1, 2, 4)
+  ffn_expansion_factor: float = 2.66
+  # The OpenSim model the outputs refer to (None: the project's full-body model).
+  model_path: str | None = None
+  # Computation dtype; parameters stay float32. 'bfloat16' is for GPU/TPU.
+  compute_dtype: str = 'float32'
+
+  def __post_init__(self):
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f'compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, '
+                       f'got {self.compute_dtype!r}')
+    if self.chunk_length % 8:
+      raise ValueError(f'chunk_length must be a multiple of 8 (time is pixel-'
+                       f'unshuffled by 2 then 4), got {self.chunk_length}')
+
+  @property
+  def dtype(self):
+    return COMPUTE_DTYPES[self.compute_dtype]
+
+  @property
+  def skeleton_path(self) -> str:
+    return self.model_path or DEFAULT_MODEL_PATH
+
+  def replace(self, **changes) -> BANetConfig:
+    return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, BANetConfig] = {
+    # Official sizes: frame model ~17.44 M parameters, with the temporal module ~31.8 M.
+    'paper': BANetConfig(),
+    # Same structure, small: 64x64 crops, 2 stacks of width 32, 64 points, 16-frame
+    # chunks. Runs a training step in well under a second on a laptop CPU.
+    'tiny': BANetConfig(image_size=64, num_stacks=2, hourglass_depth=2, hourglass_width=32,
+                        stem_widths=(16, 32), norm_groups=8, head_channels=16,
+                        num_points=64, point_widths=(64, 64, 8), global_widths=(64, 64),
+                        chunk_length=16, temporal_dim=8, temporal_blocks=(1, 1, 1),
+                        temporal_heads=(1, 1, 2)),
+}
+
+
+def get_config(preset: str = 'paper', **overrides: Any) -> BANetConfig:
+  """A preset, with fields overridden by keyword."""
+  if preset not in PRESETS:
+    raise ValueError(f'unknown preset {preset!r}; choose one of {sorted(PRESETS)}')
+  return PRESETS[preset].replace(**overrides)
+
+
+@functools.lru_cache(maxsize=16)
+def layout_for(model_path: str) -> OutputLayout:
+  """The output layout of a model file (parsed once per process)."""
+  return output_layout(load_osim(model_path))
+
+
+def _frame_model(config: BANetConfig, out_dim: int, name: str | None = None) -> FrameModel:
+  return FrameModel(
+      num_stacks=config.num_stacks, depth=config.hourglass_depth,
+      width=config.hourglass_width, stem_widths=config.stem_widths,
+      norm_groups=config.norm_groups, head_channels=config.head_channels,
+      keep_unused_norm_params=config.keep_unused_norm_params, point_widths=config.point_widths, global_widths=config.global_widths,
+      num_points=config.num_points, out_dim=out_dim,
+      dtype=config.dtype, param_dtype=jnp.float32, name=name)
+
+
+class BANetFrame(nn.Module):
+  """Stage 1: one raw output vector per two-view frame."""
+
+  config: BANetConfig
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, images, crop_pixels, points):
+    """(B, V, S, S, 3), (B, V, N, 2), (B, N, 3) -> raw (B, out_dim) float32."""
+    raw = _frame_model(self.config, self.out_dim, name='frame')(images, crop_pixels, points)
+    return raw.astype(jnp.float32)
+
+
+class BANetSequence(nn.Module):
+  """Stage 2: frame model per frame, temporal refinement, one scale set per chunk.
+
+  Parameters are {'frame': <BANetFrame's 'frame' tree>, 'temporal': ...,
+  'to_one_scales': ...}, so stage-1 weights drop into 'frame' unchanged.
+  """
+
+  config: BANetConfig
+  out_dim: int
+  num_predicted: int
+
+  @nn.compact
+  def __call__(self, images, crop_pixels, points):
+    """(B, T, V, S, S, 3), (B, T, V, N, 2), (B, T, N, 3) -> (per_frame, refined).
+
+    Both outputs are raw (B, T, out_dim) float32: `per_frame` from the frame
+    model alone, `refined` after the temporal module with the scale entries
+    replaced by the chunk's single set (repeated over T).
+    """
+    batch, frames = images.shape[:2]
+    if frames != self.config.chunk_length:
+      raise ValueError(f'expected chunks of {self.config.chunk_length} frames, got '
+                       f'{frames} (images {images.shape})')
+    flat = lambda x: x.reshape((batch * frames,) + x.shape[2:])
+    per_frame = _frame_model(self.config, self.out_dim, name='frame')(
+        flat(images), flat(crop_pixels), flat(points))
+    per_frame = per_frame.reshape(batch, frames, self.out_dim).astype(jnp.float32)
+    c = self.config
+    refined = TemporalRestormer(
+        dim=c.temporal_dim, num_blocks=c.temporal_blocks, heads=c.temporal_heads,
+        ffn_expansion_factor=c.ffn_expansion_factor, bias=True, dtype=c.dtype,
+        param_dtype=jnp.float32, name='temporal')(per_frame).astype(jnp.float32)
+    # Official `to_one_scales`: Conv1d(frames -> 1, kernel 1) over the scale entries,
+    # i.e. a learned weighted sum over the chunk's frames plus a bias.
+    scales = refined[..., self.num_predicted:]  # (B, T, 3 * bodies)
+    one = nn.Dense(1, name='to_one_scales')(jnp.swapaxes(scales, 1, 2))  # (B, 3Bo, 1)
+    one = jnp.broadcast_to(jnp.swapaxes(one, 1, 2), scales.shape)
+    refined = jnp.concatenate([refined[..., :self.num_predicted], one], axis=-1)
+    return per_frame, refined
+
+
+@dataclasses.dataclass(frozen=True)
+class BANet:
+  """A configured network and the skeleton its outputs refer to.
+
+      net = BANet.create(get_config('tiny'))
+      variables = net.init_frame(jax.random.key(0))
+      raw = net.frame.apply(variables, images, crop_pixels, points)
+      pred = net.predict(raw)   # coordinates (B, 39), scales (B, 22, 3), points (B, 44, 3)
+  """
+
+  config: BANetConfig
+  layout: OutputLayout
+  frame: BANetFrame
+  sequence: BANetSequence
+
+  @classmethod
+  def create(cls, config: BANetConfig) -> BANet:
+    layout = layout_for(config.skeleton_path)
+    return cls(config=config, layout=layout,
+               frame=BANetFrame(config, layout.out_dim),
+               sequence=BANetSequence(config, layout.out_dim, layout.num_predicted))
+
+  def example_inputs(self, batch: int = 1, frames: int | None = None):
+    """Zero inputs of the right shapes (for init and shape inference)."""
+    c = self.config
+    lead = (batch,) if frames is None else (batch, frames)
+    return (jnp.zeros(lead + (c.num_views, c.image_size, c.image_size, 3), jnp.float32),
+            jnp.zeros(lead + (c.num_views, c.num_points, 2), jnp.float32),
+            jnp.zeros(lead + (c.num_points, 3), jnp.float32))
+
+  def init_frame(self, rng: jax.Array):
+    """Stage-1 variables {'params': ...}."""
+    return self.frame.init(rng, *self.example_inputs())
+
+  def init_sequence(self, rng: jax.Array):
+    """Stage-2 variables {'params': {'frame', 'temporal', 'to_one_scales'}}."""
+    return self.sequence.init(rng, *self.example_inputs(frames=self.config.chunk_length))
+
+  def predict(self, raw) -> dict[str, jax.Array]:
+    """Raw (..., out_dim) -> {'coordinates' (..., C), 'scales' (..., Bo, 3),
+    'points' (..., Bo + J, 3)} (points root at the origin of a zero global
+    translation, metres)."""
+    coords, scales = decode(self.layout, raw)
+    return {'coordinates': coords, 'scales': scales,
+            'points': skeleton_points(self.layout, coords, scales)}
