@@ -12,31 +12,13 @@ block is not built here).
 
 from __future__ import annotations
 
-import math
-
 from absl import app
 from absl import flags
-import jax
 
-from banet_jax.model.banet import BANet, PRESETS, get_config
+from banet_jax.model.banet import BANet, PRESETS, get_config, parameter_summary
 
 _PRESET = flags.DEFINE_enum('preset', 'paper', sorted(PRESETS), 'Network sizes.')
 _MODEL = flags.DEFINE_string('model', None, 'OpenSim model (default: the project model).')
-
-
-def count(tree) -> int:
-  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
-
-
-def summary_rows(net: BANet) -> list[tuple[str, int]]:
-  """(module path, parameter count) rows, then the two totals."""
-  params = jax.eval_shape(net.init_sequence, jax.random.key(0))['params']
-  rows = [(f'frame/{name}', count(sub)) for name, sub in params['frame'].items()]
-  frame_total = count(params['frame'])
-  rows.append(('frame model total (stage 1)', frame_total))
-  rows += [(name, count(sub)) for name, sub in params.items() if name != 'frame']
-  rows.append(('spatio-temporal model total (stage 2)', count(params)))
-  return rows
 
 
 def main(argv):
@@ -46,7 +28,7 @@ def main(argv):
   print(f'BANet preset {_PRESET.value!r}, model {net.layout.skeleton.model_name!r}: '
         f'{net.layout.num_predicted} coordinates + {net.layout.num_bodies} x 3 scales '
         f'= {net.layout.out_dim} outputs per frame')
-  rows = summary_rows(net)
+  rows = parameter_summary(net)
   width = max(len(name) for name, _ in rows)
   for name, n in rows:
     print(f'{name:<{width}}  {n:>12,d}  ({n / 1e6:.3f} M)')

@@ -11,8 +11,7 @@ import optax
 import pytest
 
 from banet_jax import losses
-from banet_jax.model.banet import BANet, get_config
-from launch import model_summary
+from banet_jax.model.banet import BANet, get_config, parameter_summary
 
 
 @pytest.fixture(scope='module')
@@ -40,7 +39,7 @@ def _synthetic_clip(net: BANet, seed: int, batch: int = 1):
 
 
 def test_paper_parameter_counts_within_one_percent():
-  rows = dict(model_summary.summary_rows(BANet.create(get_config('paper'))))
+  rows = dict(parameter_summary(BANet.create(get_config('paper'))))
   frame, total = rows['frame model total (stage 1)'], rows['spatio-temporal model total (stage 2)']
   assert abs(frame / 17.44e6 - 1) < 0.01, frame
   assert abs(total / 31.95e6 - 1) < 0.01, total
@@ -48,7 +47,7 @@ def test_paper_parameter_counts_within_one_percent():
   # official code's 16,640 never-used GroupNorm parameters; see BANetConfig).
   assert rows['frame/image_filter'] == 14_420_864 - 16_640
   official = BANet.create(get_config('paper', keep_unused_norm_params=True))
-  assert dict(model_summary.summary_rows(official))['frame/image_filter'] == 14_420_864
+  assert dict(parameter_summary(official))['frame/image_filter'] == 14_420_864
   assert rows['frame/heads'] == 131_584
   assert rows['frame/point2osim'] == 2_884_620
   assert rows['temporal'] == 14_397_541
@@ -160,3 +159,12 @@ def test_other_skeleton_sets_output_size(extra_osim_path):
   assert raw.shape == (1, net.layout.num_predicted + 3 * skel.num_bodies)
   points = net.predict(jnp.zeros(raw.shape))['points']
   assert points.shape == (1, skel.num_bodies + len(skel.joint_names), 3)
+
+
+def test_model_summary_command():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  out = subprocess.run([sys.executable, '-m', 'launch.model_summary', '--preset=paper'],
+                       capture_output=True, text=True, check=True, timeout=300).stdout
+  assert '36 coordinates + 22 x 3 scales = 102 outputs' in out
+  assert '17,420,428' in out and '31,818,034' in out

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -230,3 +231,15 @@ class BANet:
     coords, scales = decode(self.layout, raw)
     return {'coordinates': coords, 'scales': scales,
             'points': skeleton_points(self.layout, coords, scales)}
+
+
+def parameter_summary(net: BANet) -> list[tuple[str, int]]:
+  """(module path, parameter count) rows, then the two totals; shapes only
+  (`jax.eval_shape`), so the paper-size network costs nothing."""
+  count = lambda tree: sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
+  params = jax.eval_shape(net.init_sequence, jax.random.key(0))['params']
+  rows = [(f'frame/{name}', count(sub)) for name, sub in params['frame'].items()]
+  rows.append(('frame model total (stage 1)', count(params['frame'])))
+  rows += [(name, count(sub)) for name, sub in params.items() if name != 'frame']
+  rows.append(('spatio-temporal model total (stage 2)', count(params)))
+  return rows

@@ -1,0 +1,278 @@
+"""ODAH part 1: synthetic subjects, their motions, and OpenSim ground truth for them.
+
+Per subject (`make_subject`):
+  1. sample a body (default: anny phenotypes) and pose it in the project model's
+     default standing posture: a static trial of virtual markers;
+  2. OpenSim `ScaleTool` on the project model (marker-pair measurements, then
+     marker placement): a scaled `.osim` and the per-body scale factors (22, 3)
+     relative to the generic model, which is what BANet predicts.
+Per clip (`make_clip`):
+  3. sample a motion (default: the procedural library) planted on the floor for
+     the scaled skeleton, retarget it onto the body, pose the mesh (T frames);
+  4. inverse kinematics of the virtual markers on the scaled model (the batched
+     JAX solver by default, OpenSim's `InverseKinematicsTool` as the reference),
+     giving all coordinates per frame and per-marker residuals;
+  5. the skeleton layer's 44 BANet points (22 mass centres + 22 joint centres,
+     generic model + scales) and the scaled model's markers per frame;
+  6. quality gates: frames whose IK marker RMS exceeds `rms_gate_m` (2 cm, the
+     predecessor D3KE's gate) are flagged; a clip with more than
+     `max_flagged_fraction` of its frames flagged, or whose IK did not give
+     finite coordinates, is reported and not written.
+
+Nothing here imports TensorFlow: the renderer (next stage) runs in TF-free
+processes and the TFDS builder calls this module through them.
+
+World frame everywhere: the project model's ground (metres; x forward, y up,
+z right; floor y = 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+from banet_jax import opensim_io
+from banet_jax.skeleton import forward_kinematics, load_osim
+from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
+from odah_tfds import motions as motion_lib
+from odah_tfds.alignment import jax_ik, marker_setup, opensim_ik, opensim_scaling
+from odah_tfds.body import base as body_base
+
+# Body density (kg/m^3) used to turn the mesh volume into the subject's mass (whole-body
+# density of adults is ~1.01-1.07 g/cm^3; Winter 2009). Mass only scales inertia.
+BODY_DENSITY = 1040.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+  """What `make_subject` / `make_clip` produce; defaults are the `tiny`-style run."""
+
+  fps: float = 60.0
+  clip_frames: int = 64
+  clips_per_subject: int = 2
+  # Motion families to draw from (None: every family of the procedural library).
+  families: tuple[str, ...] | None = None
+  ik: str = 'jax'  # 'jax' (fast path), 'opensim' (reference) or 'both' (compare)
+  rms_gate_m: float = 0.02
+  max_flagged_fraction: float = 0.1
+  static_frames: int = 10
+
+  def __post_init__(self):
+    if self.ik not in ('jax', 'opensim', 'both'):
+      raise ValueError(f"ik must be 'jax', 'opensim' or 'both', got {self.ik!r}")
+    if self.clip_frames < 2 or self.fps <= 0:
+      raise ValueError(f'need clip_frames >= 2 and fps > 0, got {self.clip_frames}, {self.fps}')
+
+
+@dataclasses.dataclass
+class SubjectLabels:
+  """One subject: its body, the scaled model and the scale factors."""
+
+  subject_id: str
+  body: body_base.BodyModel
+  shape: Any  # the backend's subject parameters (e.g. AnnySubject)
+  mass: float
+  stature: float
+  scaling: opensim_scaling.ScaleResult
+  static_markers: np.ndarray  # (M, 3) virtual markers of the static trial
+  seconds: float
+
+
+@dataclasses.dataclass
+class ClipLabels:
+  """One clip's ground truth (see `clip_record` for the stored form)."""
+
+  clip_id: str
+  motion: motion_lib.Motion
+  frames: body_base.BodyFrames
+  coordinates: np.ndarray  # (T, C) IK result on the scaled model
+  marker_errors: np.ndarray  # (T, M) per-marker IK distance (m)
+  rms: np.ndarray  # (T,) weighted-free RMS over markers (m)
+  flagged: np.ndarray  # (T,) bool, rms > rms_gate_m
+  points: np.ndarray  # (T, 44, 3) BANet points
+  model_markers: np.ndarray  # (T, M, 3) the scaled model's markers at `coordinates`
+  outside_limits: int  # coordinate values outside the model's ranges
+  timings: dict[str, float]
+  reference: dict[str, Any] | None = None  # ik='both': OpenSim's result and the differences
+
+
+class ClipRejected(RuntimeError):
+  """A clip failed a quality gate; the message says which and by how much."""
+
+
+def _mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+  """Signed volume of a closed triangle mesh (divergence theorem), m^3."""
+  a, b, c = (vertices[faces[:, k]] for k in range(3))
+  return float(abs(np.einsum('ij,ij->i', a, np.cross(b, c)).sum()) / 6.0)
+
+
+def make_subject(body: body_base.BodyModel, subject_id: str, rng: np.random.Generator,
+                 out_dir: pathlib.Path, config: LabelConfig,
+                 generic_model: str = DEFAULT_MODEL_PATH, shape=None) -> SubjectLabels:
+  """Sample a subject (unless `shape` is given) and scale the project model to it."""
+  start = time.perf_counter()
+  skel = load_osim(generic_model)
+  shape = body.sample_subject(rng) if shape is None else shape
+  static_q = np.tile(skel.default_coordinates, (config.static_frames, 1))
+  frames = body.pose(shape, *body.retarget(shape, static_q))
+  stature = float(frames.vertices[0, :, 1].max() - frames.vertices[0, :, 1].min())
+  mass = BODY_DENSITY * _mesh_volume(frames.vertices[0].astype(np.float64), body.faces)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  scaling = opensim_scaling.scale_model(
+      (frames.marker_names, frames.markers.astype(np.float64)), generic_model, out_dir,
+      subject_mass=mass, subject_height=stature, name=subject_id,
+      # The body was driven with this pose: markers are placed relative to it, so IK
+      # recovers the driving convention (see opensim_scaling.scale_model).
+      static_coordinates=skel.default_coordinates)
+  return SubjectLabels(subject_id=subject_id, body=body, shape=shape, mass=mass,
+                       stature=stature, scaling=scaling,
+                       static_markers=frames.markers[0].astype(np.float64),
+                       seconds=time.perf_counter() - start)
+
+
+def _floor_shift(frames: body_base.BodyFrames) -> body_base.BodyFrames:
+  """Shift the clip vertically so that its lowest vertex over all frames is on the floor.
+
+  The motion is planted with the scaled skeleton; the mesh's soles sit a few mm
+  off that skeleton's, and a constant shift removes penetration without adding
+  foot sliding."""
+  dy = -float(frames.vertices[..., 1].min())
+  shift = np.array([0.0, dy, 0.0], np.float32)
+  root = None if frames.root_translation is None else frames.root_translation + shift
+  return dataclasses.replace(frames, vertices=frames.vertices + shift,
+                             markers=frames.markers + shift, root_translation=root)
+
+
+def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.Generator,
+              config: LabelConfig, generic_model: str = DEFAULT_MODEL_PATH) -> ClipLabels:
+  """Motion -> mesh -> virtual markers -> IK -> labels. Raises ClipRejected on a failed gate."""
+  timings = {}
+  skel = load_osim(generic_model)
+  scales = subject.scaling.scale_factors
+  start = time.perf_counter()
+  motion = motion_lib.sample_motion(family, rng, fps=config.fps, num_frames=config.clip_frames,
+                                    skeleton=skel, scales=scales)
+  timings['motion'] = time.perf_counter() - start
+  start = time.perf_counter()
+  body = subject.body
+  calibration = dataclasses.replace(body.calibration(subject.shape), translation_scale=1.0)
+  poses, roots = body.retarget(subject.shape, motion.coordinates, calibration)
+  frames = _floor_shift(body.pose(subject.shape, poses, roots))
+  timings['body'] = time.perf_counter() - start
+
+  scaled = load_osim(subject.scaling.scaled_model_path)
+  names = list(frames.marker_names)
+  targets = frames.markers.astype(np.float64)
+  weights_map = marker_setup.ik_weights(names)
+  weights = np.array([weights_map[n] for n in names])
+  reference = None
+  start = time.perf_counter()
+  if config.ik in ('jax', 'both'):
+    solution = jax_ik.solve_ik(scaled, targets, weights, marker_names=names, keyframe_stride=8)
+    coords, errors = np.asarray(solution.coordinates, np.float64), np.asarray(
+        solution.marker_errors, np.float64)
+  timings['ik_jax' if config.ik != 'opensim' else 'ik_opensim'] = time.perf_counter() - start
+  if config.ik in ('opensim', 'both'):
+    start = time.perf_counter()
+    result = opensim_ik.run_ik(subject.scaling.scaled_model_path, names, targets, config.fps,
+                               weights_map)
+    timings['ik_opensim'] = time.perf_counter() - start
+    if config.ik == 'opensim':
+      coords, errors = result.coordinates, result.marker_errors
+    else:
+      diff = coords - result.coordinates
+      trans = scaled.translational
+      angle_diff = np.abs(np.angle(np.exp(1j * diff[:, ~trans])))  # 2 pi apart is equal
+      reference = {
+          'opensim_coordinates': result.coordinates,
+          'opensim_rms': result.rms,
+          'max_rotation_difference_deg': float(np.degrees(angle_diff.max())),
+          'max_translation_difference_m': float(np.abs(diff[:, trans]).max()) if trans.any() else 0.0,
+          'rms_difference_m': float(np.abs(
+              np.sqrt(np.nanmean(errors ** 2, axis=1)) - result.rms).max()),
+      }
+  if not np.all(np.isfinite(coords)):
+    raise ClipRejected(f'{clip_id}: IK gave non-finite coordinates')
+  rms = np.sqrt(np.nanmean(errors ** 2, axis=1))
+  flagged = rms > config.rms_gate_m
+  if flagged.mean() > config.max_flagged_fraction:
+    raise ClipRejected(
+        f'{clip_id}: {int(flagged.sum())}/{len(rms)} frames above the {config.rms_gate_m * 100:.1f}'
+        f' cm IK marker-RMS gate (max {rms.max() * 100:.2f} cm)')
+  lo, hi = scaled.coordinate_ranges.T
+  outside = int(np.sum((coords < lo - 1e-9) | (coords > hi + 1e-9)))
+  fk_generic = forward_kinematics(skel, coords, np.broadcast_to(scales, coords.shape[:1] + scales.shape))
+  points = np.concatenate([np.asarray(fk_generic.centers_of_mass),
+                           np.asarray(fk_generic.joint_centers)], axis=1)
+  model_markers = np.asarray(forward_kinematics(scaled, coords).markers)
+  return ClipLabels(clip_id=clip_id, motion=motion, frames=frames, coordinates=coords,
+                    marker_errors=errors, rms=rms, flagged=flagged, points=points,
+                    model_markers=model_markers, outside_limits=outside, timings=timings,
+                    reference=reference)
+
+
+def clip_record(subject: SubjectLabels, clip: ClipLabels) -> dict[str, np.ndarray]:
+  """The stored per-clip record (arrays; strings as 0-d unicode arrays, JSON for dicts)."""
+  skel = load_osim(subject.scaling.scaled_model_path)
+  frames = clip.frames
+  shape = subject.shape
+  shape_dict = dataclasses.asdict(shape) if dataclasses.is_dataclass(shape) else dict(shape)
+  native = frames.native_poses
+  native_dict = (dataclasses.asdict(native) if dataclasses.is_dataclass(native)
+                 else {'native_poses': native})
+  record = {
+      'clip_id': np.array(clip.clip_id),
+      'subject_id': np.array(subject.subject_id),
+      'body_backend': np.array(subject.body.name),
+      'body_shape_json': np.array(json.dumps(shape_dict, default=float)),
+      'faces': np.asarray(frames.faces, np.int32),
+      'root_translation': np.asarray(frames.root_translation, np.float32),
+      'fps': np.array(clip.motion.fps),
+      'times': np.arange(len(clip.coordinates)) / clip.motion.fps,
+      'motion_family': np.array(clip.motion.family),
+      # Timings vary run to run; records must not (same seed, identical record).
+      'motion_params_json': np.array(json.dumps(
+          {k: v for k, v in clip.motion.params.items() if not k.endswith('seconds')})),
+      'motion_coordinates': np.asarray(clip.motion.coordinates),
+      'coordinate_names': np.array(skel.coordinate_names),
+      'coordinates': clip.coordinates,
+      'body_names': np.array(skel.body_names),
+      'scales': subject.scaling.scale_factors,
+      'scaled_model_osim': np.array(pathlib.Path(subject.scaling.scaled_model_path).read_text()),
+      'point_names': np.array([f'com_{b}' for b in skel.body_names]
+                              + [f'joint_{j}' for j in skel.joint_names]),
+      'points': clip.points.astype(np.float32),
+      'marker_names': np.array(frames.marker_names),
+      'virtual_markers': frames.markers.astype(np.float32),
+      'model_markers': clip.model_markers.astype(np.float32),
+      'ik_marker_errors': clip.marker_errors.astype(np.float32),
+      'ik_rms': clip.rms.astype(np.float32),
+      'ik_flagged': clip.flagged,
+  }
+  for key, value in native_dict.items():
+    if isinstance(value, np.ndarray):
+      record[f'native_{key}'] = value.astype(np.float32)
+  return record
+
+
+def write_clip_files(subject: SubjectLabels, clip: ClipLabels, out_dir: pathlib.Path) -> dict:
+  """Write `<clip>.npz` (the record), `<clip>.mot` (IK coordinates, degrees) and
+  `<clip>.trc` (virtual markers); returns their paths."""
+  out_dir.mkdir(parents=True, exist_ok=True)
+  skel = load_osim(subject.scaling.scaled_model_path)
+  times = np.arange(len(clip.coordinates)) / clip.motion.fps
+  paths = {'npz': out_dir / f'{clip.clip_id}.npz', 'mot': out_dir / f'{clip.clip_id}.mot',
+           'trc': out_dir / f'{clip.clip_id}.trc'}
+  tmp = paths['npz'].with_suffix('.tmp.npz')
+  np.savez_compressed(tmp, **clip_record(subject, clip))
+  tmp.replace(paths['npz'])  # never leave a half-written record behind
+  opensim_io.write_mot(paths['mot'], times, skel.coordinate_names, clip.coordinates,
+                       in_degrees=True, rotational_mask=skel.rotational)
+  opensim_io.write_trc(paths['trc'], times, list(clip.frames.marker_names),
+                       clip.frames.markers.astype(np.float64))
+  return {k: str(v) for k, v in paths.items()}

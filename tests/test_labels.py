@@ -1,0 +1,85 @@
+"""ODAH part 1 end to end: `python -m odah_tfds.make_subjects` on one small subject."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from odah_tfds import labels, make_subjects
+
+# The gate is relaxed to 5 cm here: these tests check what is written and that it is
+# reproducible, not label quality (measured by make_subjects / benchmarks/odah_labels.py).
+_CONFIG = labels.LabelConfig(clip_frames=16, clips_per_subject=1, families=('squat',),
+                             ik='opensim', rms_gate_m=0.05)
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory) -> pathlib.Path:
+  out = tmp_path_factory.mktemp('odah')
+  make_subjects.run(1, out, _CONFIG, seed=7, plot=True, log=lambda *_: None)
+  return out
+
+
+def test_writes_records_and_opensim_files(run_dir):
+  opensim = pytest.importorskip('opensim')
+  summary = json.loads((run_dir / 'summary.json').read_text())
+  assert summary['clips_written'] == 1 and summary['clips_rejected'] == 0
+  assert summary['frames'] == 16
+  folder = run_dir / 'S000'
+  (npz,) = folder.glob('*.npz')
+  record = dict(np.load(npz))
+  t = 16
+  assert record['coordinates'].shape == (t, 39)
+  assert record['scales'].shape == (22, 3)
+  assert record['points'].shape == (t, 44, 3)
+  assert record['virtual_markers'].shape == record['model_markers'].shape == (t, 63, 3)
+  assert record['ik_marker_errors'].shape == (t, 63)
+  assert record['faces'].ndim == 2 and record['faces'].shape[1] == 3
+  assert str(record['motion_family']) == 'squat'
+  assert str(record['body_backend'])
+  assert np.all(np.isfinite(record['coordinates']))
+  # Labels are consistent: the scaled model's markers sit where the mesh's are.
+  rms = np.sqrt(np.mean(np.sum((record['model_markers'] - record['virtual_markers']) ** 2,
+                               axis=-1), axis=-1))
+  np.testing.assert_allclose(rms, record['ik_rms'], atol=2e-3)
+  # OpenSim reads everything written.
+  model = opensim.Model(str(folder / 'S000.osim'))
+  model.initSystem()
+  assert model.getCoordinateSet().getSize() == 39
+  table = opensim.TimeSeriesTable(str(npz.with_suffix('.mot')))
+  assert table.getNumRows() == t and table.getNumColumns() == 39
+  markers = opensim.TimeSeriesTableVec3(str(npz.with_suffix('.trc')))
+  assert markers.getNumRows() == t and markers.getNumColumns() == 63
+  assert npz.with_suffix('.png').stat().st_size > 10_000
+
+
+def test_same_seed_same_labels(run_dir, tmp_path):
+  make_subjects.run(1, tmp_path, _CONFIG, seed=7, log=lambda *_: None)
+  (first,) = (run_dir / 'S000').glob('*.npz')
+  second = tmp_path / 'S000' / first.name
+  a, b = np.load(first), np.load(second)
+  assert sorted(a.files) == sorted(b.files)
+  for key in a.files:
+    if key == 'scaled_model_osim':  # holds absolute paths of the run folder
+      continue
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_clip_failing_the_gate_is_reported_and_not_written(tmp_path):
+  config = dataclasses.replace(_CONFIG, rms_gate_m=0.001)  # 1 mm: no mesh fits that well
+  lines = []
+  summary = make_subjects.run(1, tmp_path, config, seed=7, log=lines.append)
+  assert summary['clips_written'] == 0 and summary['clips_rejected'] == 1
+  assert 'IK marker-RMS gate' in summary['rejections'][0]
+  assert any('rejected' in line for line in lines)
+  assert not list((tmp_path / 'S000').glob('S000_00_*'))  # no clip file at all
+
+
+def test_unknown_family_is_a_clear_error(tmp_path):
+  config = labels.LabelConfig(families=('moonwalk',))
+  with pytest.raises(ValueError, match='moonwalk'):
+    make_subjects.run(1, tmp_path, config, log=lambda *_: None)

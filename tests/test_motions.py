@@ -1,0 +1,364 @@
+"""Tests of the procedural motion library (odah_tfds/motions).
+
+Default tests sample one short clip per family (module-scoped, reused by several
+checks); the FK is compiled once for the whole module. `--runslow` adds sweeps over
+more seeds, longer clips and scaled subjects.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from odah_tfds.motions import (FAMILIES, LIMITS, Motion, curves, kinematics, measure,
+                               sample_any, sample_motion, violations)
+
+NUM_FRAMES = 120
+GROUNDED = ('walking', 'running', 'squat', 'lunge', 'sit_to_stand', 'stepping',
+            'jumping_jacks', 'arm_flexion', 'arm_abduction', 'reaching', 'trunk_flexion',
+            'trunk_rotation', 'jumping')
+
+
+@pytest.fixture(scope='module')
+def skel():
+  return kinematics.default_skeleton()
+
+
+@pytest.fixture(scope='module')
+def clips(skel):
+  """One clip of every family (seed 0, NUM_FRAMES frames at 60 fps)."""
+  return {name: sample_motion(name, 0, num_frames=NUM_FRAMES, skeleton=skel)
+          for name in FAMILIES}
+
+
+@pytest.fixture(scope='module')
+def numbers(clips, skel):
+  return {name: measure(m, skel) for name, m in clips.items()}
+
+
+def test_at_least_eleven_families_with_the_required_movements():
+  assert len(FAMILIES) >= 11
+  for name in ('walking', 'running', 'squat', 'sit_to_stand', 'lunge', 'jumping_jacks',
+               'arm_flexion', 'arm_abduction', 'reaching', 'trunk_flexion', 'trunk_rotation',
+               'stepping', 'jumping'):
+    assert name in FAMILIES
+  assert set(LIMITS) == set(FAMILIES)
+
+
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+def test_every_family_samples(clips, skel, name):
+  m = clips[name]
+  assert isinstance(m, Motion)
+  assert m.family == name and m.fps == 60.0 and m.seed == 0
+  assert m.coordinates.shape == (NUM_FRAMES, 39)
+  assert m.coordinates.dtype == np.float64
+  assert m.coordinate_names == tuple(skel.coordinate_names)
+  assert np.all(np.isfinite(m.coordinates))
+  json.dumps(m.params)  # JSON-serialisable
+  assert 'rng_state' in m.params
+
+
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+def test_ranges_and_knee_coupler(numbers, name):
+  assert numbers[name]['range_excess'] == 0.0
+  assert numbers[name]['knee_beta_error'] == 0.0
+
+
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+def test_smooth(numbers, name):
+  lim = LIMITS[name]
+  assert numbers[name]['max_angular_speed'] <= lim['max_speed']
+  assert numbers[name]['max_angular_accel'] <= lim['max_accel']
+
+
+@pytest.mark.parametrize('name', GROUNDED)
+def test_feet_on_the_floor_without_skating(numbers, name):
+  n, lim = numbers[name], LIMITS[name]
+  assert n['penetration'] <= lim['penetration']
+  assert n['float_height'] <= lim['float_height']
+  assert n['slide_mean'] <= lim['slide_mean']
+  assert n['stance_fraction'] > 0.2  # the feet do bear weight
+  assert not violations(name, n)
+
+
+@pytest.mark.parametrize('name', ['walking', 'running'])
+def test_gait_progresses_forward_at_the_sampled_speed(clips, numbers, name):
+  speed = clips[name].params['speed']
+  assert numbers[name]['forward_speed'] == pytest.approx(speed, rel=0.03)
+  assert abs(numbers[name]['lateral_speed']) < 0.05 * speed
+
+
+def test_running_has_flight_walking_has_none(clips):
+  assert clips['running'].params['flight_frames']
+  assert not clips['walking'].params['flight_frames']
+
+
+def test_gait_joint_ranges_are_normative(clips, skel):
+  """Emergent walking angles near published normal ranges (Winter 2009)."""
+  q = np.degrees(clips['walking'].coordinates)
+  hip = q[:, skel.coordinate_index('hip_flexion_r')]
+  knee = q[:, skel.coordinate_index('knee_angle_r')]
+  ankle = q[:, skel.coordinate_index('ankle_angle_r')]
+  assert 20 < hip.max() < 50 and -30 < hip.min() < 0
+  assert 45 < knee.max() < 75 and knee.min() < 15
+  assert -30 < ankle.min() < 0 and 0 < ankle.max() <= 20
+  # Arms swing opposite to the legs.
+  arm = q[:, skel.coordinate_index('arm_flex_r')]
+  assert np.corrcoef(arm, hip)[0, 1] < -0.5
+
+
+def test_start_at_origin_facing_forward(clips, skel):
+  for name, m in clips.items():
+    q = m.coordinates
+    assert q[0, skel.coordinate_index('pelvis_tx')] == 0.0, name
+    assert q[0, skel.coordinate_index('pelvis_tz')] == 0.0, name
+    assert abs(q[:, skel.coordinate_index('pelvis_rotation')]).max() < np.radians(60), name
+
+
+def test_deterministic_per_seed(skel):
+  a = sample_motion('walking', 3, num_frames=60, skeleton=skel)
+  b = sample_motion('walking', 3, num_frames=60, skeleton=skel)
+  c = sample_motion('walking', 4, num_frames=60, skeleton=skel)
+  assert np.array_equal(a.coordinates, b.coordinates)
+  assert not np.allclose(a.coordinates, c.coordinates)
+  d = sample_motion('arm_flexion', 3, num_frames=60, skeleton=skel)
+  e = sample_motion('arm_flexion', 3, num_frames=60, skeleton=skel)
+  assert np.array_equal(d.coordinates, e.coordinates)
+
+
+def test_generator_state_is_recorded(skel):
+  gen = np.random.default_rng(11)
+  a = sample_motion('squat', gen, num_frames=60, skeleton=skel)
+  assert a.seed is None
+  replay = np.random.default_rng()
+  replay.bit_generator.state = a.params['rng_state']
+  b = sample_motion('squat', replay, num_frames=60, skeleton=skel)
+  assert np.array_equal(a.coordinates, b.coordinates)
+
+
+def test_duration_and_default_lengths(skel):
+  m = sample_motion('trunk_rotation', 1, duration=1.5, fps=30.0, skeleton=skel)
+  assert m.num_frames == 45 and m.fps == 30.0 and m.duration == pytest.approx(1.5)
+  m = sample_motion('trunk_rotation', 1, skeleton=skel)
+  lo, hi = FAMILIES['trunk_rotation'].duration_s
+  assert lo - 1e-9 <= m.duration <= hi + 1e-9
+
+
+def test_heading_turns_the_whole_clip(skel):
+  a = sample_motion('walking', 5, num_frames=90, skeleton=skel)
+  b = sample_motion('walking', 5, num_frames=90, skeleton=skel, heading_deg=90.0)
+  na, nb = measure(a, skel), measure(b, skel)
+  # +90 deg turns +x to -z: the subject walks to its left.
+  assert nb['lateral_speed'] == pytest.approx(-na['forward_speed'], rel=1e-6)
+  assert nb['forward_speed'] == pytest.approx(na['lateral_speed'], abs=1e-9)
+  for key in ('penetration', 'slide_mean', 'float_height', 'max_angular_speed'):
+    assert nb[key] == pytest.approx(na[key], abs=1e-6)
+  idx = [skel.coordinate_index(n) for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation',
+                                            'pelvis_tx', 'pelvis_ty', 'pelvis_tz')]
+  assert np.allclose(np.delete(a.coordinates, idx, 1), np.delete(b.coordinates, idx, 1))
+
+
+def test_scaled_subject_is_planted(skel):
+  scales = np.full((skel.num_bodies, 3), 1.1)
+  for name in ('walking', 'squat'):
+    m = sample_motion(name, 2, num_frames=90, skeleton=skel, scales=scales)
+    assert m.params['scales'] == scales.tolist()
+    n = measure(m, skel)  # reads the scales from the params
+    assert not violations(name, n), (name, n)
+    plain = measure(m, skel, scales=np.ones_like(scales))
+    assert plain['float_height'] > 0.03  # the unscaled model would float: scales matter
+
+
+def test_fk_is_compiled_once(clips, skel):
+  del clips  # sampled above with clips of several lengths
+  sample_motion('stepping', 9, num_frames=37, skeleton=skel)
+  assert kinematics.fk_compile_count(skel) == 1
+
+
+def test_sample_any(skel):
+  m = sample_any(4, num_frames=30, skeleton=skel)
+  assert m.family in FAMILIES and m.seed == 4
+  m = sample_any(np.random.default_rng(0), families_=['squat', 'lunge'], weights=[0, 1],
+                 num_frames=30, skeleton=skel)
+  assert m.family == 'lunge'
+  with pytest.raises(KeyError, match='unknown motion families'):
+    sample_any(0, families_=['dancing'])
+  with pytest.raises(ValueError, match='weights'):
+    sample_any(0, families_=['squat'], weights=[-1])
+
+
+def test_bad_arguments(skel):
+  with pytest.raises(KeyError, match='unknown motion family'):
+    sample_motion('dancing', 0)
+  with pytest.raises(ValueError, match='not both'):
+    sample_motion('squat', 0, num_frames=10, duration=1.0)
+  with pytest.raises(ValueError, match='scales must have shape'):
+    sample_motion('squat', 0, num_frames=10, scales=np.ones((3, 3)))
+  with pytest.raises(ValueError, match='positive'):
+    sample_motion('squat', 0, num_frames=10, scales=-np.ones((22, 3)))
+  with pytest.raises(TypeError, match='Generator or an int'):
+    sample_motion('squat', 'seed', num_frames=10)
+  with pytest.raises(ValueError, match='at least 2 frames'):
+    sample_motion('squat', 0, num_frames=1)
+
+
+# ---- Motion record -------------------------------------------------------------------
+
+def _motion(skel, **kw):
+  q = np.tile(skel.default_coordinates, (5, 1))
+  args = dict(family='test', fps=60.0, coordinates=q, coordinate_names=skel.coordinate_names,
+              params={'a': np.float32(1.5), 'b': [np.int64(2)], 'c': {'d': 'x'}}, seed=3)
+  args.update(kw)
+  return Motion(**args)
+
+
+def test_motion_helpers_and_round_trips(skel, tmp_path):
+  m = _motion(skel)
+  assert m.num_frames == 5 and m.duration == pytest.approx(5 / 60)
+  assert np.allclose(m.times, np.arange(5) / 60)
+  assert m.params == {'a': 1.5, 'b': [2], 'c': {'d': 'x'}}
+  assert np.allclose(m.coordinate('pelvis_ty'), skel.default_coordinates[4])
+  with pytest.raises(KeyError):
+    m.coordinate('nope')
+  with pytest.raises(ValueError):
+    m.coordinates[0, 0] = 1.0  # read-only
+  again = Motion.from_json(m.to_json())
+  assert np.array_equal(again.coordinates, m.coordinates)
+  assert (again.family, again.fps, again.params, again.seed) == (m.family, m.fps, m.params, m.seed)
+  m.save_npz(tmp_path / 'm.npz')
+  back = Motion.load_npz(tmp_path / 'm.npz')
+  assert np.array_equal(back.coordinates, m.coordinates)
+  assert back.coordinate_names == m.coordinate_names and back.params == m.params
+
+
+def test_sampled_motion_round_trip(clips, tmp_path):
+  m = clips['running']
+  back = Motion.from_dict(json.loads(json.dumps(m.to_dict())))
+  assert np.array_equal(back.coordinates, m.coordinates)
+  assert back.params == m.params
+
+
+def test_motion_validation(skel):
+  with pytest.raises(ValueError, match='shape'):
+    _motion(skel, coordinates=np.zeros((5, 38)))
+  bad = np.tile(skel.default_coordinates, (5, 1))
+  bad[2, 3] = np.nan
+  with pytest.raises(ValueError, match='non-finite'):
+    _motion(skel, coordinates=bad)
+  with pytest.raises(ValueError, match='fps'):
+    _motion(skel, fps=0.0)
+  with pytest.raises(TypeError, match='JSON'):
+    _motion(skel, params={'x': object()})
+  with pytest.raises(ValueError, match='non-finite'):
+    _motion(skel, params={'x': float('nan')})
+  with pytest.raises(ValueError, match='format_version'):
+    Motion.from_dict(dict(_motion(skel).to_dict(), format_version=99))
+
+
+# ---- building blocks ---------------------------------------------------------------------
+
+def test_foot_contacts_on_the_floor_in_the_default_pose(skel):
+  pts = kinematics.contact_points(skel, skel.default_coordinates)
+  assert pts.shape == (12, 3)
+  assert np.allclose(pts[:, 1], 0.0, atol=1e-9)
+  assert np.all(pts[:6, 2] > 0) and np.all(pts[6:, 2] < 0)  # right foot at +z
+  geom = kinematics.subject_geometry(skel)
+  assert geom.standing_height == pytest.approx(skel.default_coordinates[4], abs=1e-6)
+
+
+def test_leg_ik_recovers_reachable_poses(skel):
+  rng = np.random.default_rng(0)
+  legs = kinematics.leg_coordinate_indices(skel)
+  q_true = np.tile(skel.default_coordinates, (40, 1))
+  q_true[:, legs] = np.radians(rng.uniform([-10, -10, -10, 5, -10, -5], [60, 10, 10, 90, 15, 10],
+                                           size=(40, 2, 6)))
+  kinematics.sync_knee_beta(skel, q_true)
+  pos, rot = kinematics.body_poses(skel, q_true)
+  calcn = [skel.body_index('calcn_r'), skel.body_index('calcn_l')]
+  q0 = np.tile(skel.default_coordinates, (40, 1))
+  q0[:, legs] = np.radians([10, 0, 0, 20, 0, 0])
+  w = np.zeros((40, 2, 7))
+  w[..., 6] = 1e-3
+  res = kinematics.solve_leg_ik(skel, q0, rot[:, calcn], pos[:, calcn], reference_weight=w,
+                                soft_limit_weight=0.0)
+  assert res.position_error.max() < 1e-8 and res.rotation_error.max() < 1e-8
+  assert np.allclose(res.q[:, legs], q_true[:, legs], atol=1e-7)
+
+
+def test_plant_root_keeps_a_stance_foot_fixed(skel):
+  """A pure hip flexion swing of one leg: the other foot stays planted."""
+  t = np.arange(60) / 60.0
+  q = np.tile(skel.default_coordinates, (60, 1))
+  q[:, skel.coordinate_index('hip_flexion_l')] = np.radians(30) * np.sin(np.pi * t)
+  q[:, skel.coordinate_index('knee_angle_l')] = np.radians(40) * np.sin(np.pi * t)
+  q[:, skel.coordinate_index('pelvis_rotation')] = np.radians(10) * np.sin(2 * np.pi * t)
+  kinematics.sync_knee_beta(skel, q)
+  stance = np.stack([np.ones(60, bool), np.zeros(60, bool)], -1)
+  res = kinematics.plant_root(skel, q, 60.0, stance=stance)
+  right = res.contacts[:, :6]
+  assert np.abs(right[..., 1]).max() < 1e-9  # the right sole stays flat on the floor
+  centre = right.mean(axis=1)  # it turns (pelvis yaw) about its centre, which stays put
+  assert np.ptp(centre[:, 0]) < 1e-9 and np.ptp(centre[:, 2]) < 1e-9
+  assert res.contacts[12:48, 6:, 1].min() > 0.0  # the swinging left foot is off the floor
+  assert np.ptp(res.q[:, skel.coordinate_index('pelvis_tx')]) > 0.01  # the root moved
+
+
+def test_heading_and_pelvis_angles_round_trip(skel):
+  rng = np.random.default_rng(1)
+  tilt, lst, rot = rng.uniform(-0.5, 0.5, (3, 20))
+  back = kinematics.pelvis_angles(kinematics.pelvis_matrix(tilt, lst, rot))
+  assert np.allclose(back, (tilt, lst, rot))
+
+
+def test_curves():
+  x = np.linspace(-3, 3, 601)
+  y = curves.soft_clip(x, -1.0, 1.0, 0.2)
+  assert np.all(y > -1.0) and np.all(y < 1.0)
+  inner = np.abs(x) <= 0.8
+  assert np.array_equal(y[inner], x[inner])
+  assert np.all(np.diff(y) > 0)
+  keys_t, keys_v = [0.0, 1.0, 2.5], [0.0, 2.0, -1.0]
+  assert np.allclose(curves.keyframe_timeline(keys_t, keys_v, np.array(keys_t)), keys_v)
+  v = curves.periodic_keyframes([(0, 1.0), (40, 3.0), (70, -2.0)], np.array([0.0, 1.0, 0.4]))
+  assert v[0] == pytest.approx(v[1]) and v[2] == pytest.approx(3.0)
+  b = curves.plateau_blend(np.linspace(0, 1, 101))
+  assert b[0] == 0.0 and b[-1] == pytest.approx(1.0) and np.all(np.diff(b) >= 0)
+
+
+def test_no_tensorflow():
+  assert 'tensorflow' not in sys.modules
+
+
+# ---- heavier sweeps (--runslow) ------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+def test_many_samples_are_plausible(skel, name):
+  for seed in range(1, 7):
+    m = sample_motion(name, seed, num_frames=300, skeleton=skel)
+    n = measure(m, skel)
+    assert not violations(name, n), (name, seed, n)
+    if name in ('walking', 'running'):
+      assert n['forward_speed'] == pytest.approx(m.params['speed'], rel=0.03)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['tall', 'short', 'proportions'])
+def test_scaled_subjects_are_planted(skel, kind):
+  rng = np.random.default_rng(5)
+  if kind == 'tall':
+    scales = np.full((22, 3), 1.12)
+  elif kind == 'short':
+    scales = np.full((22, 3), 0.88)
+  else:  # non-uniform, left = right
+    scales = rng.uniform(0.9, 1.1, (22, 3))
+    scales[7:13] = scales[1:7]
+    scales[18:22] = scales[14:18]
+    scales[[3, 9]] = scales[[3, 9], :1]
+  for name in FAMILIES:
+    m = sample_motion(name, 3, num_frames=240, skeleton=skel, scales=scales)
+    n = measure(m, skel)
+    assert not violations(name, n), (kind, name, n)
