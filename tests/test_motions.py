@@ -181,13 +181,13 @@ def test_fk_is_compiled_once(clips, skel):
 def test_sample_any(skel):
   m = sample_any(4, num_frames=30, skeleton=skel)
   assert m.family in FAMILIES and m.seed == 4
-  m = sample_any(np.random.default_rng(0), families_=['squat', 'lunge'], weights=[0, 1],
+  m = sample_any(np.random.default_rng(0), families=['squat', 'lunge'], weights=[0, 1],
                  num_frames=30, skeleton=skel)
   assert m.family == 'lunge'
   with pytest.raises(KeyError, match='unknown motion families'):
-    sample_any(0, families_=['dancing'])
+    sample_any(0, families=['dancing'])
   with pytest.raises(ValueError, match='weights'):
-    sample_any(0, families_=['squat'], weights=[-1])
+    sample_any(0, families=['squat'], weights=[-1])
 
 
 def test_bad_arguments(skel):

@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from odah_tfds.motions import curves, families, gait, kinematics
+from odah_tfds.motions import curves, gait, kinematics
+from odah_tfds.motions import families as builders
 from odah_tfds.motions.base import Motion
 
 
@@ -47,28 +48,28 @@ def _gait_family(kind: gait.GaitKind, description: str, duration) -> Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     _gait_family(gait.WALKING, 'level walking, 0.9-1.4 m/s', (4.0, 8.0)),
     _gait_family(gait.RUNNING, 'running / jogging, 2.2-3.0 m/s, with flight phases', (3.0, 6.0)),
-    Family('squat', 'bodyweight squats, heels down', families.sample_squat, families.make_squat,
+    Family('squat', 'bodyweight squats, heels down', builders.sample_squat, builders.make_squat,
            (5.0, 10.0)),
     Family('sit_to_stand', 'rising from and sitting down on a (not modelled) seat',
-           families.sample_sit_to_stand, families.make_sit_to_stand, (5.0, 10.0)),
-    Family('lunge', 'stationary lunges (split squats), rear heel up', families.sample_lunge,
-           families.make_lunge, (5.0, 10.0)),
+           builders.sample_sit_to_stand, builders.make_sit_to_stand, (5.0, 10.0)),
+    Family('lunge', 'stationary lunges (split squats), rear heel up', builders.sample_lunge,
+           builders.make_lunge, (5.0, 10.0)),
     Family('jumping_jacks', 'jumping jacks (hops, arms to overhead)',
-           families.sample_jumping_jacks, families.make_jumping_jacks, (4.0, 8.0)),
-    Family('arm_flexion', 'front arm raises (shoulder flexion)', families.sample_arm_flexion,
-           families.make_arm_flexion, (4.0, 8.0)),
+           builders.sample_jumping_jacks, builders.make_jumping_jacks, (4.0, 8.0)),
+    Family('arm_flexion', 'front arm raises (shoulder flexion)', builders.sample_arm_flexion,
+           builders.make_arm_flexion, (4.0, 8.0)),
     Family('arm_abduction', 'lateral arm raises (shoulder abduction)',
-           families.sample_arm_abduction, families.make_arm_abduction, (4.0, 8.0)),
-    Family('reaching', 'one-arm reaches to sampled targets', families.sample_reaching,
-           families.make_reaching, (4.0, 8.0)),
-    Family('trunk_flexion', 'forward or lateral trunk bending', families.sample_trunk_flexion,
-           families.make_trunk_flexion, (5.0, 10.0)),
+           builders.sample_arm_abduction, builders.make_arm_abduction, (4.0, 8.0)),
+    Family('reaching', 'one-arm reaches to sampled targets', builders.sample_reaching,
+           builders.make_reaching, (4.0, 8.0)),
+    Family('trunk_flexion', 'forward or lateral trunk bending', builders.sample_trunk_flexion,
+           builders.make_trunk_flexion, (5.0, 10.0)),
     Family('trunk_rotation', 'axial trunk rotation to both sides',
-           families.sample_trunk_rotation, families.make_trunk_rotation, (4.0, 8.0)),
-    Family('stepping', 'side-stepping or marching in place', families.sample_stepping,
-           families.make_stepping, (4.0, 8.0)),
-    Family('jumping', 'countermovement vertical jumps', families.sample_jumping,
-           families.make_jumping, (4.0, 8.0)),
+           builders.sample_trunk_rotation, builders.make_trunk_rotation, (4.0, 8.0)),
+    Family('stepping', 'side-stepping or marching in place', builders.sample_stepping,
+           builders.make_stepping, (4.0, 8.0)),
+    Family('jumping', 'countermovement vertical jumps', builders.sample_jumping,
+           builders.make_jumping, (4.0, 8.0)),
 ]}
 
 # Upper body and pelvis orientation are designed, not solved: a soft clip keeps them
@@ -135,7 +136,7 @@ def sample_motion(family: str, rng, fps: float = 60.0, num_frames: int | None = 
     params.update(speed=params['speed'] * froude,
                   cadence_steps_per_min=params['cadence_steps_per_min'] / froude,
                   leg_length_factor=froude**2)
-  ctx = families.Context(skel, s, geom, float(fps), np.arange(num_frames) / float(fps))
+  ctx = builders.Context(skel, s, geom, float(fps), np.arange(num_frames) / float(fps))
   q, info = spec.build(ctx, params)
   q = _finalize(skel, q)
   # Start at the origin (pelvis origin above x = z = 0 in the first frame). The
@@ -166,17 +167,17 @@ def sample_motion(family: str, rng, fps: float = 60.0, num_frames: int | None = 
                 coordinate_names=tuple(skel.coordinate_names), params=record, seed=seed)
 
 
-def sample_any(rng, families_: Sequence[str] | None = None, weights=None, **kwargs) -> Motion:
+def sample_any(rng, families: Sequence[str] | None = None, weights=None, **kwargs) -> Motion:
   """Samples a family (uniformly, or with `weights`) and then a clip of it.
 
   Args:
     rng: numpy Generator or int seed.
-    families_: restrict to these families (default: all).
-    weights: optional probabilities, same length as `families_`.
+    families: restrict to these families (default: all).
+    weights: optional probabilities, same length as `families`.
     **kwargs: passed to `sample_motion`.
   """
   gen, seed = _as_generator(rng)
-  names = list(families_ or FAMILIES)
+  names = list(families or FAMILIES)
   unknown = [n for n in names if n not in FAMILIES]
   if unknown:
     raise KeyError(f'unknown motion families {unknown}; known: {sorted(FAMILIES)}')
