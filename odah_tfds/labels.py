@@ -171,12 +171,12 @@ def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.
   weights_map = marker_setup.ik_weights(names)
   weights = np.array([weights_map[n] for n in names])
   reference = None
-  start = time.perf_counter()
   if config.ik in ('jax', 'both'):
+    start = time.perf_counter()
     solution = jax_ik.solve_ik(scaled, targets, weights, marker_names=names, keyframe_stride=8)
     coords, errors = np.asarray(solution.coordinates, np.float64), np.asarray(
         solution.marker_errors, np.float64)
-  timings['ik_jax' if config.ik != 'opensim' else 'ik_opensim'] = time.perf_counter() - start
+    timings['ik_jax'] = time.perf_counter() - start
   if config.ik in ('opensim', 'both'):
     start = time.perf_counter()
     result = opensim_ik.run_ik(subject.scaling.scaled_model_path, names, targets, config.fps,

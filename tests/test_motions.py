@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from banet_jax.skeleton import load_osim
 from odah_tfds.motions import (FAMILIES, LIMITS, Motion, curves, kinematics, measure,
                                sample_any, sample_motion, violations)
 
@@ -172,10 +173,15 @@ def test_scaled_subject_is_planted(skel):
     assert plain['float_height'] > 0.03  # the unscaled model would float: scales matter
 
 
-def test_fk_is_compiled_once(clips, skel):
+def test_fk_is_compiled_once(clips, skel, project_model_path):
   del clips  # sampled above with clips of several lengths
   sample_motion('stepping', 9, num_frames=37, skeleton=skel)
+  # A fresh load of the same model file reuses the compiled FK.
+  again = load_osim(project_model_path)
+  assert again is not skel
+  sample_motion('squat', 9, num_frames=23, skeleton=again)
   assert kinematics.fk_compile_count(skel) == 1
+  assert kinematics.fk_compile_count(again) == 1
 
 
 def test_sample_any(skel):

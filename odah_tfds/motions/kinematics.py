@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import weakref
 
 import jax
 import numpy as np
@@ -50,8 +52,33 @@ def default_skeleton() -> Skeleton:
   return load_osim(DEFAULT_MODEL_PATH)
 
 
-@functools.lru_cache(maxsize=8)
+# Skeletons compare by identity, and callers may load the same model file for every
+# clip: caches are keyed by the content of the model file instead, so that reloading
+# a model does not recompile the FK.
+_CONTENT_KEY = weakref.WeakKeyDictionary()  # Skeleton -> content key
+_CANONICAL: dict = {}  # content key -> the first Skeleton seen with it
+
+
+def canonical_skeleton(skel: Skeleton) -> Skeleton:
+  """The first skeleton seen that was loaded from identical model-file content
+  (`skel` itself if its file cannot be read)."""
+  key = _CONTENT_KEY.get(skel)
+  if key is None:
+    try:
+      with open(skel.source, 'rb') as f:
+        key = (skel.model_name, hashlib.sha256(f.read()).hexdigest())
+    except OSError:
+      key = ('id', id(skel))
+    _CONTENT_KEY[skel] = key
+  return _CANONICAL.setdefault(key, skel)
+
+
 def _fk_chunk_fn(skel: Skeleton):
+  return _fk_chunk_fn_cached(canonical_skeleton(skel))
+
+
+@functools.lru_cache(maxsize=8)
+def _fk_chunk_fn_cached(skel: Skeleton):
   """jit(q (FK_CHUNK, C), scales (B, 3)) -> body positions (N, B, 3), rotations (N, B, 3, 3)."""
 
   def fk(q, scales):
@@ -130,9 +157,13 @@ class FootContacts:
             + np.einsum('...pij,pj->...pi', rotations[..., self.bodies, :, :], local))
 
 
-@functools.lru_cache(maxsize=8)
 def foot_contacts(skel: Skeleton) -> FootContacts:
   """Six sole points per foot, placed from the foot markers in the zero pose."""
+  return _foot_contacts(canonical_skeleton(skel))
+
+
+@functools.lru_cache(maxsize=8)
+def _foot_contacts(skel: Skeleton) -> FootContacts:
   needed = [f'{s}{m}' for s in 'RL' for m in ('CAL', 'MT1', 'MT5', 'HLX')]
   missing = [m for m in needed if m not in skel.marker_names]
   if missing:
