@@ -37,9 +37,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from banet_jax import geometry
 from banet_jax.model.outputs import OutputLayout, root_relative, skeleton_points
 from banet_jax.skeleton import coordinate_limit_penalty
 
@@ -121,22 +123,16 @@ def _project_to_crop(points, cameras):
   """World points (B, ..., N, 3) -> normalised crop coordinates (B, ..., V, N, 2).
 
   cameras: K (B, V, 3, 3), R (B, V, 3, 3), t (B, V, 3), crop_meta (B, V, 3)
-  = (offset_x, offset_y, scale), crop_size (int); leading axes of `points`
-  after B (e.g. time) broadcast against the views.
+  = (offset_x, offset_y, scale) and crop_size (int), in `banet_jax.geometry`'s
+  conventions; axes of `points` between B and N (e.g. time) are shared by the views.
   """
-  k, r, t = cameras['K'], cameras['R'], cameras['t']
-  meta, size = cameras['crop_meta'], cameras['crop_size']
-  extra = points.ndim - 3  # axes between batch and points (e.g. time)
+  def one_view(pts, k, r, t, meta):
+    return geometry.full_to_crop(geometry.project(pts, k, r, t), meta)
 
-  def add_axes(a):  # camera arrays broadcast over those axes
-    return a.reshape(a.shape[:1] + (1,) * extra + a.shape[1:])
-  k, r, t, meta = add_axes(k), add_axes(r), add_axes(t), add_axes(meta)
-  pts = points[..., None, :, :]  # (B, ..., 1, N, 3)
-  cam = jnp.einsum('...ij,...nj->...ni', r, pts) + t[..., None, :]
-  pix = jnp.einsum('...ij,...nj->...ni', k, cam)
-  full = pix[..., :2] / pix[..., 2:3]
-  crop = (full - meta[..., None, :2]) / meta[..., None, 2:3]
-  return crop / size * 2.0 - 1.0
+  per_view = jax.vmap(one_view, in_axes=(None, 0, 0, 0, 0), out_axes=-3)
+  crop = jax.vmap(per_view)(points, cameras['K'], cameras['R'], cameras['t'],
+                            cameras['crop_meta'])
+  return crop / cameras['crop_size'] * 2.0 - 1.0
 
 
 def banet_losses(layout: OutputLayout, pred_coords, pred_scales, gt_coords, gt_scales,
