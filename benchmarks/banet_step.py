@@ -19,9 +19,10 @@ computes activations in bfloat16 (for GPU/TPU).
 
 from __future__ import annotations
 
-import platform
+import pathlib
 import resource
 import statistics
+import sys
 import time
 
 from absl import app
@@ -32,6 +33,10 @@ import numpy as np
 
 from banet_jax import losses
 from banet_jax.model.banet import BANet, PRESETS, get_config
+
+if not __package__:  # run as a script: only benchmarks/ is on sys.path, not the repository
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from benchmarks import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _PRESETS = flags.DEFINE_list('presets', ['tiny', 'paper'], f'From {sorted(PRESETS)}.')
 _UNITS = flags.DEFINE_list('units', None, "'frame' and/or 'chunk' (default: tiny both, "
@@ -111,8 +116,7 @@ def measure(preset: str, unit: str, dtype: str) -> dict:
 def main(argv):
   del argv
   accelerator = jax.default_backend() != 'cpu'
-  print(f'jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, '
-        f'{platform.processor() or platform.machine()}')
+  print(_common.platform_info(', '.join(_DTYPES.value)))
   print('| preset | unit | batch | frames | dtype | compile fwd s | compile grad s | fwd ms '
         '| fwd ms/frame | fwd+bwd ms | fwd+bwd ms/frame | peak memory GiB |')
   print('|---|---|---|---|---|---|---|---|---|---|---|---|')

@@ -40,8 +40,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import platform
+import pathlib
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -51,25 +52,35 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-_FRAMES = flags.DEFINE_integer('frames', 256, 'Frames of the test motion (60 fps).')
-_OPENSIM_FRAMES = flags.DEFINE_integer('opensim_frames', 64,
-                                       'Leading frames also solved by OpenSim IK.')
-_ACCURACIES = flags.DEFINE_list('accuracies', ['1e-5', '1e-7'],
-                                'OpenSim IK accuracies (1e-5: the IK tool default; 1e-7: '
-                                'opensim_ik.DEFAULT_ACCURACY).')
-_REFERENCE_ACCURACY = flags.DEFINE_string('reference_accuracy', '1e-7',
-                                          'OpenSim row the JAX speed-up is computed against.')
-_BATCHES = flags.DEFINE_list('batches', ['64', '256'], 'JAX batch sizes (frames per call).')
-_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed JAX runs per batch size (median).')
-_DTYPE = flags.DEFINE_enum('dtype', 'float64', ['float32', 'float64'], 'JAX dtype.')
-_SEQUENTIAL = flags.DEFINE_bool('sequential', True, 'Also time the sequential JAX variant.')
-_KEYFRAME_STRIDE = flags.DEFINE_integer('keyframe_stride', 8,
-                                        'Also time solve_ik(keyframe_stride=...) at the '
-                                        'largest batch (0: no).')
-_SUBJECTS = flags.DEFINE_integer('subjects', 3, 'Subjects scaled by OpenSim.')
-_NOISE_MM = flags.DEFINE_float('noise_mm', 5.0, 'Marker noise (standard deviation, mm).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
-_PLATFORM = flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu, ...).')
+if not __package__:  # run as a script: only benchmarks/ is on sys.path, not the repository
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from benchmarks import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+def _define_flags() -> dict[str, flags.FlagHolder]:
+  """The command-line flags. Defined only when this file runs as a script: the tests
+  import several benchmarks into one process, and absl refuses a flag name twice
+  (`skeleton_fk` also has --batches, --repeats, --dtype, --platform)."""
+  return dict(
+      frames=flags.DEFINE_integer('frames', 256, 'Frames of the test motion (60 fps).'),
+      opensim_frames=flags.DEFINE_integer('opensim_frames', 64,
+                                          'Leading frames also solved by OpenSim IK.'),
+      accuracies=flags.DEFINE_list('accuracies', ['1e-5', '1e-7'],
+                                   'OpenSim IK accuracies (1e-5: the IK tool default; 1e-7: '
+                                   'opensim_ik.DEFAULT_ACCURACY).'),
+      reference_accuracy=flags.DEFINE_string(
+          'reference_accuracy', '1e-7', 'OpenSim row the JAX speed-up is computed against.'),
+      batches=flags.DEFINE_list('batches', ['64', '256'], 'JAX batch sizes (frames per call).'),
+      repeats=flags.DEFINE_integer('repeats', 3, 'Timed JAX runs per batch size (median).'),
+      dtype=flags.DEFINE_enum('dtype', 'float64', ['float32', 'float64'], 'JAX dtype.'),
+      sequential=flags.DEFINE_bool('sequential', True, 'Also time the sequential JAX variant.'),
+      keyframe_stride=flags.DEFINE_integer('keyframe_stride', 8,
+                                           'Also time solve_ik(keyframe_stride=...) at the '
+                                           'largest batch (0: no).'),
+      subjects=flags.DEFINE_integer('subjects', 3, 'Subjects scaled by OpenSim.'),
+      noise_mm=flags.DEFINE_float('noise_mm', 5.0, 'Marker noise (standard deviation, mm).'),
+      seed=flags.DEFINE_integer('seed', 0, 'Random seed.'),
+      platform=flags.DEFINE_string('platform', None, 'JAX platform (cpu, gpu, ...).'),
+  )
 
 
 @dataclasses.dataclass
@@ -90,6 +101,9 @@ def _subject_scales(skel, rng) -> np.ndarray:
     for side in ('r', 'l'):
       for other in group[1:]:
         scales[skel.body_index(f'{other}_{side}')] = scales[skel.body_index(f'{group[0]}_{side}')]
+  # One measurement (hip to shoulder centres) scales the pelvis and torso heights: a
+  # subject with different factors there could not be recovered.
+  scales[skel.body_index('torso')] = scales[skel.body_index('pelvis')]
   return scales
 
 
@@ -129,7 +143,7 @@ def run(num_frames: int = 256, opensim_frames: int = 64, accuracies: Sequence[fl
 
   say = print if verbose else (lambda *a, **k: None)
   osim.Logger.setLevelString('error')
-  info = _platform_info(dtype)
+  info = _common.platform_info(dtype, with_load=True)
   say(info)
   rng = np.random.default_rng(seed)
   generic = load_osim(DEFAULT_MODEL_PATH)
@@ -249,35 +263,20 @@ def _markdown(rows: Sequence[Row], reference_seconds, reference_accuracy) -> str
   return '\n'.join(lines)
 
 
-def _platform_info(dtype: str) -> str:
-  import jax  # pylint: disable=g-import-not-at-top
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          cpu = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return (f'jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}; '
-          f'dtype {dtype}; CPU: {cpu}, {os.cpu_count()} logical cores; load average '
-          f'{os.getloadavg()[0]:.1f}; python {platform.python_version()}')
-
-
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments {argv[1:]}')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
-  if _PLATFORM.value:
+  f = {name: holder.value for name, holder in _FLAGS.items()}
+  if f['platform']:
     import jax  # pylint: disable=g-import-not-at-top
-    jax.config.update('jax_platforms', _PLATFORM.value)
-  run(_FRAMES.value, _OPENSIM_FRAMES.value, [float(a) for a in _ACCURACIES.value],
-      float(_REFERENCE_ACCURACY.value), [int(b) for b in _BATCHES.value], _REPEATS.value,
-      _DTYPE.value, _SEQUENTIAL.value, _SUBJECTS.value, _NOISE_MM.value, _SEED.value,
-      _KEYFRAME_STRIDE.value)
+    jax.config.update('jax_platforms', f['platform'])
+  run(f['frames'], f['opensim_frames'], [float(a) for a in f['accuracies']],
+      float(f['reference_accuracy']), [int(b) for b in f['batches']], f['repeats'], f['dtype'],
+      f['sequential'], f['subjects'], f['noise_mm'], f['seed'], f['keyframe_stride'])
 
 
 if __name__ == '__main__':
+  _FLAGS = _define_flags()
   app.run(main)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
+import pathlib
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 
@@ -30,6 +31,10 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+
+if not __package__:  # run as a script: only benchmarks/ is on sys.path, not the repository
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from benchmarks import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _BATCHES = flags.DEFINE_list("batches", ["1", "64", "4096", "65536"],
                              "JAX batch sizes (poses per call).")
@@ -166,29 +171,13 @@ def markdown_table(rows: Sequence[Row], batches: Sequence[int]) -> str:
   return "\n".join(lines)
 
 
-def platform_info(dtype: str) -> str:
-  import jax  # pylint: disable=g-import-not-at-top
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return (f"jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}; "
-          f"dtype {dtype}; CPU: {cpu}, {os.cpu_count()} logical cores; "
-          f"python {platform.python_version()}")
-
-
 def run(paths: Sequence[str], batches: Sequence[int], repeats: int = 5,
         dtype: str = "float32", opensim_poses: int = 500, verbose: bool = True) -> str:
   """Benchmarks every model in `paths` and returns (and prints) the Markdown report."""
   import jax  # pylint: disable=g-import-not-at-top
 
   say = print if verbose else (lambda *a, **k: None)
-  info = platform_info(dtype)
+  info = _common.platform_info(dtype)
   say(info)
   rows = []
   with jax.enable_x64(dtype == "float64"):

@@ -11,7 +11,9 @@ Per clip (`make_clip`):
      the scaled skeleton, retarget it onto the body, pose the mesh (T frames);
   4. inverse kinematics of the virtual markers on the scaled model (the batched
      JAX solver by default, OpenSim's `InverseKinematicsTool` as the reference),
-     giving all coordinates per frame and per-marker residuals;
+     giving all coordinates per frame and per-marker residuals; the subject model's
+     joint angles are clamped to their ranges, so both solvers keep every angle
+     inside them;
   5. the skeleton layer's 44 BANet points (22 mass centres + 22 joint centres,
      generic model + scales) and the scaled model's markers per frame;
   6. quality gates: frames whose IK marker RMS exceeds `rms_gate_m` (2 cm, the
@@ -61,12 +63,21 @@ class LabelConfig:
   rms_gate_m: float = 0.02
   max_flagged_fraction: float = 0.1
   static_frames: int = 10
+  # OpenSim IK accuracy (ik='opensim' / 'both'): it stops where its cost is within
+  # ~accuracy of the optimum, so flat directions of the objective stay off. On these
+  # clips 1e-7 (its default) left the toes (one soft marker) 1.1 deg off, 1e-8 a humeral
+  # rotation during an arm raise 1.3 deg off (cost 6e-5 above the optimum); 1e-9 is
+  # within 0.15 deg, at ~1.5x the time of 1e-8 (~13 s per 64-frame clip here). The JAX
+  # solver's labels are within 0.1 deg of the optimum.
+  opensim_accuracy: float = 1e-9
 
   def __post_init__(self):
     if self.ik not in ('jax', 'opensim', 'both'):
       raise ValueError(f"ik must be 'jax', 'opensim' or 'both', got {self.ik!r}")
     if self.clip_frames < 2 or self.fps <= 0:
       raise ValueError(f'need clip_frames >= 2 and fps > 0, got {self.clip_frames}, {self.fps}')
+    if not self.opensim_accuracy > 0:
+      raise ValueError(f'opensim_accuracy must be > 0, got {self.opensim_accuracy}')
 
 
 @dataclasses.dataclass
@@ -177,10 +188,14 @@ def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.
     coords, errors = np.asarray(solution.coordinates, np.float64), np.asarray(
         solution.marker_errors, np.float64)
     timings['ik_jax'] = time.perf_counter() - start
+    # The solver held clamped coordinates at their bounds in its own precision (float32
+    # unless x64 is on): snap them onto the float64 ranges.
+    lo, hi = scaled.coordinate_ranges.T
+    coords = np.where(scaled.clamped, np.clip(coords, lo, hi), coords)
   if config.ik in ('opensim', 'both'):
     start = time.perf_counter()
     result = opensim_ik.run_ik(subject.scaling.scaled_model_path, names, targets, config.fps,
-                               weights_map)
+                               weights_map, accuracy=config.opensim_accuracy)
     timings['ik_opensim'] = time.perf_counter() - start
     if config.ik == 'opensim':
       coords, errors = result.coordinates, result.marker_errors

@@ -172,6 +172,31 @@ def test_marker_placement_moves_offset_markers(tmp_path, skel, project_model_pat
     assert (gap < 1e-4) if expect_moved else (gap > 0.015), (result.scaled_model_path, gap)
 
 
+def test_known_static_pose_puts_the_joint_centres_on_the_subjects(tmp_path, skel,
+                                                                   project_model_path):
+  """With `static_coordinates`, the skeleton sits where its joint centres meet the
+  trial's, however the skin landmarks sit around them: here every landmark is 3 cm
+  anterior of the model's (a pure shift leaves every measurement, so the factors, at
+  1), and the static pose keeps the true pelvis position, not one 2-3 cm forward. The
+  subject model comes out with its joint angles clamped (pelvis_rotation free)."""
+  pose = skel.coordinates_from_dict({'pelvis_tx': 0.2, 'pelvis_tz': -0.1})
+  static = dict(zip(skel.marker_names, _fk_markers(skel, pose)))
+  for name in static:
+    if marker_setup.marker_class(name) != 'joint':
+      static[name] = static[name] + np.array([0.03, 0.0, 0.0])
+  result = opensim_scaling.scale_model(static, project_model_path, tmp_path, subject_mass=70.0,
+                                       name='J', static_coordinates=skel.default_coordinates)
+  np.testing.assert_allclose(result.scale_factors, 1.0, atol=1e-5)
+  np.testing.assert_allclose(result.static_coordinates, pose, atol=1e-4)
+  model = load_osim(result.scaled_model_path)
+  fk = dict(zip(model.marker_names, _fk_markers(model, result.static_coordinates)))
+  assert np.linalg.norm(fk['RASI'] - static['RASI']) < 1e-4  # placed onto the trial
+  assert model.clamped[model.coordinate_index('knee_angle_r')]
+  assert not model.clamped[[model.coordinate_index(n) for n in (
+      'pelvis_rotation', 'pelvis_tx', 'pelvis_ty', 'pelvis_tz')]].any()
+  assert model.clamped[~model.translational].sum() == model.num_coordinates - 4
+
+
 def test_scaling_refuses_bad_input(tmp_path, skel):
   static = dict(zip(skel.marker_names, _fk_markers(skel, skel.default_coordinates)))
   with pytest.raises(ValueError, match='subject_mass'):

@@ -140,10 +140,38 @@ def test_rest_markers_on_expected_regions(body, rest):
   for s in 'RL':
     for jc in ('HJC', 'KJC', 'AJC', 'SJC', 'EJC', 'WJC'):
       assert winding_number(verts, body_faces, m[s + jc]) > 0.5, s + jc
+  # Surface landmarks are mesh vertices at rest; the bony ones are carried by their
+  # body's bone from there.
   for name, definition in body.marker_definitions.items():
     if name in mk.SURFACE_LANDMARKS:
-      assert isinstance(definition, mk.VertexMarker)
-      np.testing.assert_allclose(m[name], verts[definition.vertex], atol=1e-5)
+      bony = (name[1:] if name[0] in 'RL' and name not in mk.MIDLINE_LANDMARKS else name)
+      kind = mk.BoneVertexMarker if bony in mk.BONY_SEGMENTS else mk.VertexMarker
+      assert isinstance(definition, kind), name
+      np.testing.assert_allclose(m[name], verts[definition.vertex], atol=1e-5, err_msg=name)
+  for s in 'RL':
+    for jc, joint in mk.RIG_JOINT_CENTRES.items():
+      assert body.marker_definitions[s + jc] == mk.JointMarker(f'{joint}_{s.lower()}')
+
+
+def test_bony_landmarks_ride_on_their_bones(body):
+  """A bent elbow and knee: the epicondyles stay fixed on the humerus / femur (their
+  skin, skinned to the forearm / shank near the joint, would turn with it), the
+  styloids on the forearm's twist bone, the pelvis landmarks on the pelvis."""
+  subject = ab.AnnySubject()
+  rest = body.rest_frames(subject)
+  rotvecs = np.zeros((1, len(body.bone_labels), 3))
+  rotvecs[0, body.bone_labels.index('lowerarm01.R')] = [1.5, 0.0, 0.0]
+  rotvecs[0, body.bone_labels.index('lowerleg01.L')] = [1.2, 0.0, 0.0]
+  rotvecs[0, body.bone_labels.index('spine03')] = [0.6, 0.0, 0.0]
+  bent = body.pose(subject, ab.AnnyPose(rotvecs))
+  a, b = markers_of(rest), markers_of(bent)
+  for p, q in (('RLEL', 'RMEL'), ('RLEL', 'RSJC'), ('LLFC', 'LMFC'), ('LLFC', 'LHJC'),
+               ('RASI', 'RPSI'), ('LASI', 'RHJC'), ('RWRA', 'RWRB')):
+    assert np.linalg.norm(b[p] - b[q]) == pytest.approx(np.linalg.norm(a[p] - a[q]), abs=1e-4)
+  # The skin vertex itself moved off the humerus with the forearm.
+  v = body.marker_definitions['RMEL'].vertex
+  skin_gap = np.linalg.norm(bent.vertices[0, v] - b['RSJC'])
+  assert abs(skin_gap - np.linalg.norm(rest.vertices[0, v] - a['RSJC'])) > 0.01
 
 
 def test_marker_vertices_follow_their_segments(body):
@@ -255,3 +283,34 @@ def test_subject_is_hashable_for_calibration_cache(body):
 @pytest.mark.slow
 def test_frozen_marker_vertices_match_the_procedure(body):
   assert ab.compute_anny_marker_vertices(body) == ab.ANNY_MARKER_VERTICES
+
+
+def test_marker_definition_options():
+  """`markers.marker_definitions` options and `evaluate_markers` on hand-made data."""
+  ids = {n: k for k, n in enumerate(mk.SURFACE_LANDMARKS)}
+  plain = mk.marker_definitions(ids)
+  assert plain['RKJC'] == mk.MidpointMarker('RLFC', 'RMFC')
+  assert plain['RLEL'] == mk.VertexMarker(ids['RLEL'])
+  defs = mk.marker_definitions(ids, hip=('hip_r', 'hip_l'), joint_centres='rig', carry='bony')
+  assert defs['LWJC'] == mk.JointMarker('wrist_l')
+  assert defs['RLEL'] == mk.BoneVertexMarker(ids['RLEL'], 'humerus_r')
+  assert defs['LASI'] == mk.BoneVertexMarker(ids['LASI'], 'pelvis')
+  assert defs['STRN'] == mk.BoneVertexMarker(ids['STRN'], 'torso')
+  assert defs['RGTR'] == mk.VertexMarker(ids['RGTR'])  # soft: stays a skin vertex
+  for bad in (dict(joint_centres='bones'), dict(carry='all')):
+    with pytest.raises(ValueError, match='must be'):
+      mk.marker_definitions(ids, **bad)
+  t = 2
+  vertices = np.random.default_rng(0).normal(size=(t, len(ids), 3))
+  joints = {f'{j}_{s}': np.full((t, 3), k + 10.0 * (s == 'l'))
+            for k, j in enumerate(('hip', 'knee', 'ankle', 'shoulder', 'elbow', 'wrist'))
+            for s in ('r', 'l')}
+  carried = {key: np.full((t, 3), float(key[0])) for key in mk.carried_vertices(defs)}
+  names = ['RLEL', 'RKJC', 'RGTR', 'LHJC']
+  out = mk.evaluate_markers(defs, names, vertices, joints, carried=carried)
+  np.testing.assert_array_equal(out[:, 0], float(ids['RLEL']))
+  np.testing.assert_array_equal(out[:, 1], joints['knee_r'])
+  np.testing.assert_array_equal(out[:, 2], vertices[:, ids['RGTR']])
+  np.testing.assert_array_equal(out[:, 3], joints['hip_l'])
+  with pytest.raises(KeyError, match='carried'):
+    mk.evaluate_markers(defs, names, vertices, joints)

@@ -88,7 +88,7 @@ def test_unknown_family_is_a_clear_error(tmp_path):
 
 def test_known_joint_rotations_come_back_from_ik(tmp_path):
   """Conventions, end to end: drive the mesh with known project coordinates, run OpenSim
-  IK on the scaled model, get those coordinates back (legs, pelvis, trunk)."""
+  IK on the scaled model, get those coordinates back (legs, pelvis, trunk, arms)."""
   import opensim  # pylint: disable=g-import-not-at-top
   from odah_tfds.alignment import marker_setup, opensim_ik  # pylint: disable=g-import-not-at-top
   from odah_tfds.body.anny_body import AnnyBody  # pylint: disable=g-import-not-at-top
@@ -96,24 +96,32 @@ def test_known_joint_rotations_come_back_from_ik(tmp_path):
   body = AnnyBody()
   subject = labels.make_subject(body, 'S000', np.random.default_rng(0), tmp_path, _CONFIG)
   skel = load_osim(subject.scaling.scaled_model_path)
-  driven = {'hip_flexion_r': 30.0, 'knee_angle_r': 60.0, 'knee_angle_r_beta': 60.0,
-            'ankle_angle_l': 15.0, 'hip_adduction_l': -15.0, 'pelvis_tilt': 10.0,
-            'lumbar_extension': -15.0, 'lumbar_bending': 10.0}
-  q = np.tile(skel.default_coordinates, (2, 1))
-  for name, degrees in driven.items():
-    q[1, skel.coordinate_index(name)] += np.radians(degrees)
+  legs_trunk = {'hip_flexion_r': 30.0, 'knee_angle_r': 60.0, 'knee_angle_r_beta': 60.0,
+                'ankle_angle_l': 15.0, 'hip_adduction_l': -15.0, 'pelvis_tilt': 10.0,
+                'lumbar_extension': -15.0, 'lumbar_bending': 10.0}
+  arms = {'elbow_flex_r': 90.0, 'arm_flex_r': 45.0, 'arm_add_l': -40.0, 'elbow_flex_l': 45.0,
+          'pro_sup_l': 60.0, 'wrist_flex_r': 20.0, 'hip_rotation_r': 20.0,
+          'subtalar_angle_r': 10.0, 'lumbar_rotation': 20.0}
+  q = np.tile(skel.default_coordinates, (3, 1))
+  for frame, driven in ((1, legs_trunk), (2, arms)):
+    for name, degrees in driven.items():
+      q[frame, skel.coordinate_index(name)] += np.radians(degrees)
   calibration = dataclasses.replace(body.calibration(subject.shape), translation_scale=1.0)
   frames = body.pose(subject.shape, *body.retarget(subject.shape, q, calibration))
   names = list(frames.marker_names)
   result = opensim_ik.run_ik(subject.scaling.scaled_model_path, names,
                              frames.markers.astype(np.float64), 60.0,
                              marker_setup.ik_weights(names))
-  got = np.degrees(result.coordinates[1] - result.coordinates[0])
-  # This pins conventions: a sign flip, a swapped axis or a unit error is off by 20
-  # degrees or more. It is not the accuracy goal: skin deformation of the mesh around
-  # the hip currently trades up to ~9 degrees between pelvis tilt and hip flexion
-  # (measured 2026-11-24: hip flexion 20.7 for 30, pelvis tilt 16.3 for 10; the other
-  # coordinates within 4 degrees).
-  for name, degrees in driven.items():
-    assert got[skel.coordinate_index(name)] == pytest.approx(degrees, abs=10.0), name
-  assert result.rms.max() < 0.015
+  # A sign flip, a swapped axis or a unit error is off by 20 degrees or more; the
+  # tolerances are the accuracy reached (measured 2026-11-25, largest errors: pro_sup
+  # 4.0, wrist flexion 2.9, hip flexion 3.0 deg). The trunk gets more: the model's
+  # torso turns about its lumbar joint, 4-5 cm behind anny's spine, so a trunk flexion
+  # comes back shared with the pelvis (lumbar extension -10.3 for -15, pelvis tilt 7.2
+  # for 10; see odah_tfds/body/README.md).
+  trunk = ('pelvis_tilt', 'lumbar_extension')
+  for frame, driven in ((1, legs_trunk), (2, arms)):
+    got = np.degrees(result.coordinates[frame] - result.coordinates[0])
+    for name, degrees in driven.items():
+      tolerance = 5.5 if name in trunk else 4.5
+      assert got[skel.coordinate_index(name)] == pytest.approx(degrees, abs=tolerance), name
+  assert result.rms.max() < 0.01

@@ -10,8 +10,10 @@ Minimises, for every frame independently, the objective of OpenSim's IK
 with the coupler constraints satisfied exactly: only the independent, unlocked
 coordinates are unknowns; each coupler's dependent coordinate is filled in by
 `banet_jax.skeleton.apply_couplers` and locked coordinates stay at the model's
-default value (what OpenSim's solver does). Clamped coordinates are projected
-onto their range after every step (OpenSim bounds them in its optimiser).
+default value (what OpenSim's solver does). Clamped coordinates stay in their
+range (OpenSim bounds them in its optimiser): an unknown on a bound that the
+descent direction pushes outwards is held there for that step (an active set; the
+others are solved without it), and every step is projected onto the ranges.
 
 Solver: Levenberg-Marquardt on the stacked weighted residuals (3M per frame),
 batched over frames. Each iteration evaluates the forward kinematics once and
@@ -51,8 +53,13 @@ instead solves frame after frame with a `lax.scan`, each frame starting from the
 previous solution (what OpenSim's IK tool does); it only suits smooth
 trajectories and gives the accelerator one frame at a time.
 
-Everything is jit-compiled once per (skeleton, marker selection, shapes,
-options); the skeleton is a static argument (hashable by identity).
+Programs are jit-compiled once per skeleton *structure*, marker selection, shapes
+and options. Skeletons that differ only in numbers -- subject models scaled from one
+generic model: joint offsets and scaled translation functions (per-body factors),
+placed markers, ranges, defaults -- share them, their numbers passed as traced
+arguments (`_template_for`). Labelling many subjects in one process, only the
+first clip compiles (~20-30 s on a loaded 2-core CPU); later 64-frame clips of
+any subject take ~0.1 s (float32, keyframes every 8).
 """
 
 from __future__ import annotations
@@ -178,24 +185,30 @@ def solve_ik(skeleton: Skeleton, marker_positions, marker_weights, init=None, sc
   weights = jnp.asarray(weights, dtype)
   options = dict(iters=int(iters), tol=float(tol), damping=float(damping),
                  stage_iters=int(stage_iters))
+  # One compiled program serves every skeleton of the same structure: `template` is
+  # the first such skeleton seen, and this one's numbers enter as traced arguments.
+  template, ratios = _template_for(skeleton)
+  params = _parameters(skeleton, index, ratios, dtype)
+  if scales is None:  # always traced: one program with or without scales
+    scales = jnp.ones((num_frames, skeleton.num_bodies, 3), dtype)
   key_iterations = 0
   if keyframe_stride > 1 and start is None and not sequential and num_frames > keyframe_stride:
     # Every keyframe_stride-th frame from scratch, then every frame from the solution
     # of its nearest keyframe.
     keys = np.arange(0, num_frames, keyframe_stride)
-    key_scales = None if scales is None else scales[keys]
-    key_start = _initial_coordinates(skeleton, index, targets[keys], weights, key_scales)
+    key_start = _initial_coordinates(template, index, targets[keys], weights, scales[keys],
+                                     params)
     key_q, _, _, key_iterations = _solve(
-        skeleton, index, targets[keys], weights, key_start, key_scales,
+        template, index, targets[keys], weights, key_start, scales[keys], params,
         jnp.asarray(bool(hierarchical)), sequential=False, **options)
     nearest = np.minimum(np.round(np.arange(num_frames) / keyframe_stride).astype(int),
                          len(keys) - 1)
     start, hierarchical = key_q[nearest], False
   if start is None:  # a separate small program, so that _solve compiles once
-    start = _initial_coordinates(skeleton, index, targets, weights, scales)
+    start = _initial_coordinates(template, index, targets, weights, scales, params)
   q, errors, cost, iterations = _solve(
-      skeleton, index, targets, weights, start, scales, jnp.asarray(bool(hierarchical)),
-      sequential=bool(sequential), **options)
+      template, index, targets, weights, start, scales, params,
+      jnp.asarray(bool(hierarchical)), sequential=bool(sequential), **options)
   return IKSolution(q, errors, cost, iterations + key_iterations)
 
 
@@ -208,10 +221,162 @@ def _masked_targets(targets, weights):
 
 
 @functools.partial(jax.jit, static_argnames=('skel', 'index'))
-def _initial_coordinates(skel, index, targets, weights, scales):
+def _initial_coordinates(skel, index, targets, weights, scales, params):
   _, frame_weights, targets = _masked_targets(targets, weights)
-  default = jnp.asarray(skel.default_coordinates, targets.dtype)
-  return _segment_initialisation(skel, index, targets, frame_weights, scales, default)
+  return _segment_initialisation(skel, index, targets, frame_weights, scales, params)
+
+
+# ---- compiled programs shared by skeletons of one structure ---------------------------
+#
+# A subject model made by OpenSim's scaling differs from the generic model (and from
+# every other subject's) only in numbers: joint frame offsets and the multipliers of
+# scaled translation functions (both per-body scale factors times the generic values),
+# marker positions (placed per subject), coordinate ranges and defaults. The programs
+# are compiled for a template skeleton -- the first skeleton seen with a structure --
+# and take those numbers as traced arguments: marker offsets, ranges and defaults
+# directly, joint offsets as per-body scale ratios to the template, fed to the FK's
+# `scales`. Structure (what is compiled in): bodies, joints, axes, functions (their
+# content, except the scaled multipliers), couplers, locked / clamped / dependent flags
+# and which body each marker is on.
+
+# Structure key -> template skeleton (kept alive, so jit's cache keyed on it hits).
+_TEMPLATES: dict[tuple, Skeleton] = {}
+_RATIO_RTOL = 1e-9  # relative agreement of offsets with template offsets x ratios
+
+
+class _Parameters(NamedTuple):
+  """The traced numbers of one skeleton (C coordinates, n free, M markers, S stages)."""
+
+  ratios: jax.Array  # (B, 3) joint offsets = the template's x ratios (per body and axis)
+  marker_offsets: jax.Array  # (M, 3, 3) A with marker in its body = A @ s_body
+  default: jax.Array  # (C,) default coordinates
+  ranges: jax.Array  # (C, 2) coordinate ranges
+  clamp_lo: jax.Array  # (n,) lower bounds of the free coordinates (-inf: not clamped)
+  clamp_hi: jax.Array  # (n,)
+  coordinate_masks: jax.Array  # (S+1, n) unknowns freed at each stage of the schedule
+  marker_masks: jax.Array  # (S+1, M) markers fitted at each stage
+
+
+def _parameters(skel: Skeleton, index: tuple, ratios: np.ndarray, dtype) -> _Parameters:
+  free = _free_coordinates(skel)
+  ranges = np.asarray(skel.coordinate_ranges, np.float64)
+  clamped = np.asarray(skel.clamped)[free]
+  coordinate_masks, marker_masks = _stage_masks(skel, index, free)
+  return _Parameters(
+      ratios=jnp.asarray(ratios, dtype),
+      marker_offsets=jnp.asarray(np.asarray(skel.marker_offsets)[list(index)], dtype),
+      default=jnp.asarray(skel.default_coordinates, dtype),
+      ranges=jnp.asarray(ranges, dtype),
+      clamp_lo=jnp.asarray(np.where(clamped, ranges[free, 0], -np.inf), dtype),
+      clamp_hi=jnp.asarray(np.where(clamped, ranges[free, 1], np.inf), dtype),
+      coordinate_masks=jnp.asarray(coordinate_masks, dtype),
+      marker_masks=jnp.asarray(marker_masks, dtype))
+
+
+def _value_key(value):
+  """Hashable exact content of a field value (arrays by dtype, shape and bytes)."""
+  if isinstance(value, np.ndarray):
+    return (value.dtype.str, value.shape, value.tobytes())
+  if isinstance(value, skel_functions.Function):
+    return _function_key(value)
+  if isinstance(value, (tuple, list)):
+    return tuple(_value_key(v) for v in value)
+  return value
+
+
+def _function_key(function: skel_functions.Function, scaled: bool = False):
+  """Content of a function; with `scaled`, a Multiplier's factor is left out (it is
+  a per-body scale number; `_body_ratios` checks it)."""
+  if isinstance(function, skel_functions.Multiplier) and scaled:
+    return ('Multiplier', _function_key(function.inner))
+  return (type(function).__name__,) + tuple(
+      _value_key(getattr(function, f.name)) for f in dataclasses.fields(function))
+
+
+def _scaled_translation(joint, motion) -> bool:
+  """A translation whose function OpenSim multiplies by the parent body's scale."""
+  return motion.scale_axis is not None and joint.parent_body >= 0
+
+
+def _structure_key(skel: Skeleton) -> tuple:
+  joints = []
+  for joint in skel.joints:
+    ground = joint.parent_body < 0
+    joints.append((
+        joint.name, joint.kind, joint.parent_body, joint.child_body,
+        _value_key(np.asarray(joint.parent_rotation)), _value_key(np.asarray(joint.child_rotation)),
+        # Offsets on ground do not scale: they are structure.
+        _value_key(np.asarray(joint.parent_offset)) if ground else None,
+        tuple((_value_key(m.axis), _function_key(m.function), m.coordinate)
+              for m in joint.rotations),
+        tuple((_value_key(m.axis), _function_key(m.function, _scaled_translation(joint, m)),
+               m.coordinate, None if m.scale_axis is None else _value_key(m.scale_axis))
+              for m in joint.translations)))
+  couplers = tuple((c.dependent, c.independent, _function_key(c.function), c.scale, c.scale_body)
+                   for c in skel.couplers)
+  return (skel.coordinate_names, skel.coordinate_motion_types, _value_key(np.asarray(skel.locked)),
+          _value_key(np.asarray(skel.clamped)), _value_key(np.asarray(skel.dependent)),
+          skel.body_names, _value_key(np.asarray(skel.marker_bodies)), tuple(joints),
+          skel.joint_order, couplers)
+
+
+def _body_ratios(template: Skeleton, skel: Skeleton) -> np.ndarray | None:
+  """(B, 3) r with every scaled number of `skel` = the template's times r of its body
+  (offset matrices A: A_skel = A_template diag(r_body); scaled translation multipliers:
+  m_skel = m_template (axis . r_parent)), or None when there is no such r."""
+  # (body, template values (K, 3), skel values (K, 3)) of each offset column set.
+  entries = []
+  for tj, sj in zip(template.joints, skel.joints):
+    if tj.parent_body >= 0:
+      entries.append((tj.parent_body, np.asarray(tj.parent_offset), np.asarray(sj.parent_offset)))
+    entries.append((tj.child_body, np.asarray(tj.child_offset), np.asarray(sj.child_offset)))
+    # A multiplier along a body axis scales like an offset along it (e.g. the knee's
+    # translation functions carry the femur's x / y / z factors).
+    for tm, sm in zip(tj.translations, sj.translations):
+      if (_scaled_translation(tj, tm) and isinstance(tm.function, skel_functions.Multiplier)
+          and np.count_nonzero(tm.scale_axis) == 1):
+        axis = (np.asarray(tm.scale_axis) != 0).astype(np.float64)[None]
+        entries.append((tj.parent_body, tm.function.scale * axis, sm.function.scale * axis))
+  ratios = np.ones((template.num_bodies, 3))
+  for b in range(template.num_bodies):
+    on_body = [(t, s) for body, t, s in entries if body == b]
+    if not on_body:
+      continue
+    t = np.concatenate([t for t, _ in on_body])
+    s = np.concatenate([s for _, s in on_body])
+    pick = np.argmax(np.abs(t), axis=0)
+    ref_t, ref_s = t[pick, np.arange(3)], s[pick, np.arange(3)]
+    ratios[b] = np.where(ref_t != 0.0, ref_s / np.where(ref_t != 0.0, ref_t, 1.0), 1.0)
+    if not np.allclose(s, t * ratios[b], rtol=_RATIO_RTOL, atol=1e-14):
+      return None
+  for tj, sj in zip(template.joints, skel.joints):
+    for tm, sm in zip(tj.translations, sj.translations):
+      if not _scaled_translation(tj, tm) or not isinstance(tm.function, skel_functions.Multiplier):
+        continue
+      r = ratios[tj.parent_body][np.asarray(tm.scale_axis) != 0]
+      if not np.allclose(r, r[0], rtol=_RATIO_RTOL):
+        return None  # (a . (r u)) = r (a . u) needs one ratio along the axis
+      inner_zero = tm.function.inner.is_constant and tm.function.inner.constant_value() == 0.0
+      if not inner_zero and not np.isclose(sm.function.scale, tm.function.scale * r[0],
+                                           rtol=_RATIO_RTOL, atol=0.0):
+        return None
+  return ratios
+
+
+def _template_for(skel: Skeleton) -> tuple[Skeleton, np.ndarray]:
+  """(template skeleton whose compiled programs serve `skel`, (B, 3) scale ratios)."""
+  key = _structure_key(skel)
+  template = _TEMPLATES.setdefault(key, skel)
+  ratios = _body_ratios(template, skel) if template is not skel else np.ones((skel.num_bodies, 3))
+  if ratios is None:
+    # Same structure but offsets not related by per-body scaling: a program of its own,
+    # keyed by all of its numbers (so reloading the same model still hits the cache).
+    numbers = tuple(_value_key(np.asarray(a)) for j in skel.joints
+                    for a in (j.parent_offset, j.child_offset)) + tuple(
+        _value_key(m.function) for j in skel.joints for m in j.translations)
+    template = _TEMPLATES.setdefault(key + (numbers,), skel)
+    ratios = np.ones((skel.num_bodies, 3))
+  return template, ratios
 
 
 # ---- Jacobian of the markers ----------------------------------------------------------
@@ -241,7 +406,7 @@ def _subtree_bodies(skel: Skeleton) -> list[set[int]]:
 
 
 def marker_jacobian(skel: Skeleton, q, scales=None, index: Sequence[int] | None = None,
-                    fk=None) -> jax.Array:
+                    fk=None, markers=None) -> jax.Array:
   """d markers / d q: (T, M, 3, C), from the joint axes of the posed model.
 
   For a rotation of joint j about axis a_k (the k-th of its body-fixed sequence)
@@ -258,6 +423,8 @@ def marker_jacobian(skel: Skeleton, q, scales=None, index: Sequence[int] | None 
     scales: None or (T, B, 3).
     index: marker indices (into skel.marker_names) of the M rows; None: all.
     fk: optional `forward_kinematics(skel, q, scales)` already computed.
+    markers: optional (T, M, 3) positions of the M markers (default: the FK's); the
+      solver passes its own (markers given as traced offsets).
   """
   q = jnp.asarray(q)
   dtype = q.dtype
@@ -265,7 +432,8 @@ def marker_jacobian(skel: Skeleton, q, scales=None, index: Sequence[int] | None 
   index = tuple(range(len(skel.marker_names))) if index is None else tuple(index)
   if fk is None:
     fk = forward_kinematics(skel, q, scales)
-  markers = fk.markers[:, jnp.asarray(index)]  # (T, M, 3)
+  if markers is None:
+    markers = fk.markers[:, jnp.asarray(index)]  # (T, M, 3)
   marker_bodies = np.asarray(skel.marker_bodies)[list(index)]
   # Columns are summed densely (a 0/1 mask selects the moved markers): a chain of
   # scatters into one (T, M, 3, C) array would copy it once per joint axis.
@@ -345,32 +513,44 @@ def _free_coordinates(skel: Skeleton) -> np.ndarray:
   return np.flatnonzero(~(np.asarray(skel.dependent) | np.asarray(skel.locked)))
 
 
+def _marker_positions(fk, marker_bodies: np.ndarray, offsets, scales):
+  """(T, M, 3) ground positions of markers offsets[m] @ s_body on marker_bodies[m]
+  (-1: ground, unscaled), from the FK's body poses; offsets (M, 3, 3), scales (T, B, 3)."""
+  body = np.maximum(marker_bodies, 0)
+  on_ground = jnp.asarray(marker_bodies < 0)[None, :, None]
+  s_body = jnp.where(on_ground, 1.0, scales[:, body])  # (T, M, 3)
+  local = jnp.einsum('mij,tmj->tmi', offsets, s_body)
+  world = fk.body_positions[:, body] + jnp.einsum('tmij,tmj->tmi', fk.body_rotations[:, body],
+                                                  local)
+  return jnp.where(on_ground, local, world)
+
+
 class _Problem(NamedTuple):
   skel: Skeleton
   index: tuple
   free: np.ndarray
-  default: jax.Array
-  clamp_lo: jax.Array | None
-  clamp_hi: jax.Array | None
+  params: _Parameters
 
   def full(self, x, scales):
     """(T, n) unknowns -> (T, C) coordinates with locked and dependent ones filled."""
-    q = jnp.broadcast_to(self.default, x.shape[:-1] + self.default.shape)
+    default = self.params.default
+    q = jnp.broadcast_to(default, x.shape[:-1] + default.shape)
     q = q.at[..., self.free].set(x)
     return apply_couplers(self.skel, q, scales)
 
   def project(self, x):
-    if self.clamp_lo is None:
-      return x
-    return jnp.clip(x, self.clamp_lo, self.clamp_hi)
+    return jnp.clip(x, self.params.clamp_lo, self.params.clamp_hi)
 
   def evaluate(self, x, targets, scales):
-    """Marker differences (T, M, 3) and d(differences)/dx (T, M*3, n) at x."""
-    sel = jnp.asarray(self.index)
+    """Marker differences (T, M, 3) and d(differences)/dx (T, M*3, n) at x; scales
+    (T, B, 3) are the caller's (the template's joint offsets get the ratios too)."""
     q = self.full(x, scales)
-    fk = forward_kinematics(self.skel, q, scales)
-    diff = fk.markers[:, sel] - targets
-    jac_q = marker_jacobian(self.skel, q, scales, self.index, fk)  # (T, M, 3, C)
+    fk_scales = scales * self.params.ratios
+    fk = forward_kinematics(self.skel, q, fk_scales)
+    bodies = np.asarray(self.skel.marker_bodies)[list(self.index)]
+    markers = _marker_positions(fk, bodies, self.params.marker_offsets, scales)
+    diff = markers - targets
+    jac_q = marker_jacobian(self.skel, q, fk_scales, self.index, fk, markers)  # (T, M, 3, C)
     # Chain rule through q(x): identity on the free coordinates, plus each dependent
     # coordinate's column times its row of dq/dx (only the few couplers).
     jac = jac_q[..., self.free]
@@ -379,16 +559,6 @@ class _Problem(NamedTuple):
       dq_dx = coordinate_jacobian(self.skel, q, self.free, scales)[:, dependent]  # (T, D, n)
       jac = jac + jnp.einsum('tmkd,tdn->tmkn', jac_q[..., dependent], dq_dx)
     return diff, jac.reshape(x.shape[0], -1, x.shape[-1])
-
-
-def _clamp_bounds(skel: Skeleton, free: np.ndarray, dtype):
-  clamped = np.asarray(skel.clamped)[free]
-  if not clamped.any():
-    return None, None
-  ranges = np.asarray(skel.coordinate_ranges)[free]
-  lo = np.where(clamped, ranges[:, 0], -np.inf)
-  hi = np.where(clamped, ranges[:, 1], np.inf)
-  return jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
 
 
 def _body_depths(skel: Skeleton) -> np.ndarray:
@@ -437,17 +607,12 @@ def _stage_masks(skel: Skeleton, index, free: np.ndarray):
 
 @functools.partial(jax.jit, static_argnames=('skel', 'index', 'iters', 'tol', 'damping',
                                              'sequential', 'stage_iters'))
-def _solve(skel, index, targets, weights, start, scales, hierarchical, *, iters, tol, damping,
-           sequential, stage_iters):
-  dtype = targets.dtype
+def _solve(skel, index, targets, weights, start, scales, params, hierarchical, *, iters, tol,
+           damping, sequential, stage_iters):
   free = _free_coordinates(skel)
-  default = jnp.asarray(skel.default_coordinates, dtype)
   present, frame_weights, targets = _masked_targets(targets, weights)
-  clamp_lo, clamp_hi = _clamp_bounds(skel, free, dtype)
-  problem = _Problem(skel, index, free, default, clamp_lo, clamp_hi)
-  coordinate_masks, marker_masks = _stage_masks(skel, index, free)
-  schedule = _Schedule(jnp.asarray(coordinate_masks, dtype), jnp.asarray(marker_masks, dtype),
-                       stage_iters)
+  problem = _Problem(skel, index, free, params)
+  schedule = _Schedule(params.coordinate_masks, params.marker_masks, stage_iters)
   x0 = start[:, free]
   lm = functools.partial(_levenberg_marquardt, problem, schedule=schedule, iters=iters,
                          tol=tol, damping=damping)
@@ -459,13 +624,12 @@ def _solve(skel, index, targets, weights, start, scales, hierarchical, *, iters,
     def step(carry, frame):
       x_prev, first = carry
       target, w, s = frame
-      x, diff, its = lm(x_prev[None], target[None], w[None], None if s is None else s[None],
-                        hierarchical & first)
+      x, diff, its = lm(x_prev[None], target[None], w[None], s[None], hierarchical & first)
       return (x[0], jnp.asarray(False)), (x[0], diff[0], its)
     _, (x, diff, its) = jax.lax.scan(step, (x0[0], jnp.asarray(True)),
                                      (targets, frame_weights, scales))
     iterations = its.sum()
-  q = problem.full(_wrap_free(skel, free, x), scales)
+  q = problem.full(_wrap_free(skel, free, x, params.ranges), scales)
   errors = jnp.where(present, jnp.linalg.norm(diff, axis=-1), jnp.nan)
   cost = jnp.sum(frame_weights * jnp.sum(diff ** 2, axis=-1), axis=-1)
   return q, errors, cost, iterations
@@ -498,20 +662,25 @@ def _levenberg_marquardt(problem: _Problem, x0, targets, weights, scales, hierar
 
   def body(state):
     x, diff, jac, cost, lam, it, stage, stage_it, _ = state
-    active = schedule.coordinate_masks[stage]  # (n,)
     sqrt_w = jnp.sqrt(weights * schedule.marker_masks[stage])[..., None]  # (T, M, 1)
     r = (sqrt_w * diff).reshape(num_frames, -1)
     jw = (sqrt_w[..., None] * jac.reshape(num_frames, -1, 3, n)).reshape(num_frames, -1, n)
     jtj = jnp.einsum('tki,tkj->tij', jw, jw)
     jtr = jnp.einsum('tki,tk->ti', jw, r)
+    # Active set of the bounds: an unknown on a bound that the descent direction
+    # (-J'r) pushes outwards is held there for this step, and the others are solved
+    # without it (clipping a full step instead would move them as if it went on).
+    held = (((x <= problem.params.clamp_lo) & (jtr > 0.0))
+            | ((x >= problem.params.clamp_hi) & (jtr < 0.0)))
+    active = schedule.coordinate_masks[stage] * (1.0 - held.astype(dtype))  # (T, n)
     # Marquardt's scaling by diag(J'J), floored at DAMPING_FLOOR of its largest entry
     # so that nearly unobserved unknowns are damped too.
     diag = jnp.diagonal(jtj, axis1=-2, axis2=-1) * active
     diag = jnp.maximum(diag, DAMPING_FLOOR * jnp.max(diag, axis=-1, keepdims=True) + 1e-30)
     system = jtj + lam[:, None, None] * (diag[:, :, None] * eye)
     # Inactive unknowns: identity rows and columns, zero right-hand side (dx = 0).
-    outer = active[:, None] * active[None, :]
-    system = system * outer + (1.0 - active) * eye
+    outer = active[:, :, None] * active[:, None, :]
+    system = system * outer + (1.0 - active)[:, :, None] * eye
     dx = -jnp.linalg.solve(system, (active * jtr)[..., None])[..., 0]
     # A trust region in coordinate units: no step moves an unknown by more than
     # MAX_STEP (rad or m); it only binds far from the solution.
@@ -585,17 +754,16 @@ def _wrap_to_range(angle, lo, hi):
   return angle + 2.0 * jnp.pi * jnp.round((mid - angle) / (2.0 * jnp.pi))
 
 
-def _wrap_free(skel: Skeleton, free: np.ndarray, x):
+def _wrap_free(skel: Skeleton, free: np.ndarray, x, ranges):
   wrap = _pure_rotation_coordinates(skel)[free] & ~np.asarray(skel.clamped)[free]
   if not wrap.any():
     return x
-  ranges = np.asarray(skel.coordinate_ranges)[free]
-  wrapped = _wrap_to_range(x, jnp.asarray(ranges[:, 0], x.dtype),
-                           jnp.asarray(ranges[:, 1], x.dtype))
+  wrapped = _wrap_to_range(x, ranges[free, 0], ranges[free, 1])
   return jnp.where(jnp.asarray(wrap), wrapped, x)
 
 
-def _segment_initialisation(skel: Skeleton, index, targets, weights, scales, default):
+def _segment_initialisation(skel: Skeleton, index, targets, weights, scales,
+                            params: _Parameters):
   """(T, C) starting coordinates: defaults, except
 
   * joints whose rotations are three identity functions about orthogonal axes (the
@@ -607,8 +775,8 @@ def _segment_initialisation(skel: Skeleton, index, targets, weights, scales, def
   """
   num_frames = targets.shape[0]
   dtype = targets.dtype
-  q = jnp.broadcast_to(default, (num_frames,) + default.shape)
-  ranges = np.asarray(skel.coordinate_ranges)
+  q = jnp.broadcast_to(params.default, (num_frames,) + params.default.shape)
+  ranges = params.ranges
   marker_bodies = np.asarray(skel.marker_bodies)[list(index)]
   poses: dict[int, tuple] = {}
 
@@ -619,9 +787,8 @@ def _segment_initialisation(skel: Skeleton, index, targets, weights, scales, def
     if on_body.size < 3:
       poses[b] = None
       return None
-    s_body = jnp.ones((num_frames, 3), dtype) if scales is None else scales[:, b]
-    local = jnp.einsum('mij,tj->tmi', jnp.asarray(
-        skel.marker_offsets[[index[k] for k in on_body]], dtype), s_body)
+    s_body = scales[:, b]
+    local = jnp.einsum('mij,tj->tmi', params.marker_offsets[on_body], s_body)
     w = weights[:, on_body]
     rotation, position = _weighted_kabsch(local, targets[:, on_body], w)
     poses[b] = (rotation, position, jnp.sum(w > 0, axis=-1) >= 3, s_body)
@@ -647,12 +814,13 @@ def _segment_initialisation(skel: Skeleton, index, targets, weights, scales, def
     else:
       r_gf = jnp.broadcast_to(r_pf, (num_frames, 3, 3))
     r_fm = jnp.swapaxes(r_gf, -1, -2) @ r_child @ r_cm
-    angles = _euler_about_axes(r_fm, rot_axes, ranges[list(rot_coords)])
+    angles = _euler_about_axes(r_fm, rot_axes, ranges[np.asarray(rot_coords)])
     update = q.at[:, list(rot_coords)].set(angles)
     trans_axes, trans_coords = _identity_axes(joint.translations)
     if joint.parent_body < 0 and trans_axes and trans_coords:
       parent_origin = jnp.asarray(joint.parent_offset.sum(axis=1), dtype)  # ground: s = 1
-      child_origin = jnp.einsum('ij,tj->ti', jnp.asarray(joint.child_offset, dtype), s_child)
+      child_origin = jnp.einsum('ij,tj->ti', jnp.asarray(joint.child_offset, dtype),
+                                s_child * params.ratios[joint.child_body])
       p_fm = jnp.einsum('ij,tj->ti', r_pf.T, p_child - parent_origin
                         + jnp.einsum('tij,tj->ti', r_child, child_origin))
       update = update.at[:, list(trans_coords)].set(

@@ -242,7 +242,7 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
                 measurements: Sequence[marker_setup.Measurement] | None = None,
                 weights: Mapping[str, float] | None = None,
                 num_static_frames: int = NUM_STATIC_FRAMES,
-                static_coordinates=None) -> ScaleResult:
+                static_coordinates=None, clamp_coordinates: bool = True) -> ScaleResult:
   """Scales `generic_model_path` to the subject of a static trial with OpenSim's ScaleTool.
 
   Args:
@@ -267,6 +267,9 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
       weight KNOWN_POSE_WEIGHT) and moves the markers onto the trial, so that the
       markers encode the body's own posture convention instead of whatever pose
       best fits the generic marker positions. None: the pose is estimated by IK.
+    clamp_coordinates: mark the subject model's coordinates clamped (`clamp_model`),
+      so that inverse kinematics on it -- OpenSim's, and `jax_ik`, which reads the
+      flag -- keeps every joint angle inside its range.
 
   Returns:
     ScaleResult (file paths, factors, measurement values, residuals, static pose).
@@ -336,12 +339,17 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
     if static_coordinates.shape != (generic.num_coordinates,):
       raise ValueError(f'static_coordinates must have shape ({generic.num_coordinates},) '
                        f'in the order of {generic_model_path}, got {static_coordinates.shape}')
-    # Known joint angles; the position of the body in the room (translational
-    # coordinates) still comes from the static IK.
+    # Known joint angles. The position of the body in the room (translational
+    # coordinates) then decides only where the model's skeleton sits in the trial:
+    # it is the one that puts the model's joint centres on the trial's (see
+    # `joint_centre_translation`), so that the model's bodies rotate about the
+    # body's own joints.
     for k, n in enumerate(static_ik.coordinate_names):
       i = generic.coordinate_index(n)
       if not generic.translational[i]:
         static_q[k] = static_coordinates[i]
+    static_q = joint_centre_translation(out / files['scaled_only'], static_ik.coordinate_names,
+                                        static_q, dict(zip(names, mean_static)), weights)
     coordinate_weight = KNOWN_POSE_WEIGHT
   if marker_placement:
     scaled_only = load_osim(out / files['scaled_only'])
@@ -360,6 +368,8 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
     placed = load_osim(out / files['model'])
     _, placed_names, placed_q = opensim_io.read_mot(out / files['motion'], rotational=placed)
     static_q = placed.coordinates_from_dict(dict(zip(placed_names, placed_q.mean(0))))
+  if clamp_coordinates:
+    clamp_model(out / files['model' if marker_placement else 'scaled_only'])
   seconds = time.perf_counter() - start
 
   factors_by_body = read_scale_set(out / files['scale_set'])
@@ -400,6 +410,81 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
       static_trc_path=str(out / files['trc']),
       seconds=seconds,
   )
+
+
+def clamp_model(model_path) -> list[str]:
+  """Marks the model's joint angles clamped (in place) and returns their names.
+
+  Every rotational or coupled coordinate whose range is narrower than a full turn is
+  clamped (in the project model: all but pelvis_rotation, which must be free to wrap
+  at +-180 deg); translations are left free. OpenSim's IK then bounds them in its
+  optimiser (it ignores ranges of unclamped coordinates), and `jax_ik` projects them.
+  """
+  import opensim as osim  # pylint: disable=g-import-not-at-top
+  path = os.fspath(model_path)
+  model = osim.Model(path)
+  coordinates = model.updCoordinateSet()
+  clamped = []
+  for k in range(coordinates.getSize()):
+    coordinate = coordinates.get(k)
+    translational = coordinate.getMotionType() == osim.Coordinate.Translational
+    width = coordinate.getRangeMax() - coordinate.getRangeMin()
+    if not translational and width < 2.0 * np.pi - 1e-9:
+      coordinate.setDefaultClamped(True)
+      clamped.append(coordinate.getName())
+  model.finalizeConnections()
+  model.printToXML(path)
+  return clamped
+
+
+def joint_centre_translation(model_path, coordinate_names: Sequence[str], q,
+                             trial: Mapping[str, np.ndarray],
+                             weights: Mapping[str, float]) -> np.ndarray:
+  """`q` (C,) with its translational coordinates set to put the model's joint-centre
+  markers (`marker_setup` class 'joint': HJC, KJC, AJC, SJC, EJC, WJC) on the trial's
+  ones, in the weighted least-squares sense, the rest of the pose held.
+
+  For a known pose the translations are the only unknowns, and the joint centres are
+  the points the kinematics rotate about: a skeleton placed by all markers (soft-tissue
+  landmarks included) can sit several cm away from the body's joints, and every later
+  rotation then moves the model's segments on a different circle than the body's.
+  Unchanged when the trial holds no joint-centre marker of the model.
+
+  Args:
+    model_path: the (scaled, not placed) model: its joint-centre markers sit on its
+      joints, as in the generic project model.
+    coordinate_names: (C,) names of the entries of q.
+    q: (C,) the pose.
+    trial: {marker name: (3,)} static trial (ground frame, m).
+    weights: {marker name: IK weight}.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton import forward_kinematics  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
+  skel = load_osim(model_path)
+  names = [n for n in skel.marker_names if n in trial and weights.get(n, 0.0) > 0
+           and n in marker_setup.MARKER_CLASSES and marker_setup.marker_class(n) == 'joint']
+  out = np.array(q, np.float64)
+  if not names:
+    return out
+  order = [skel.coordinate_index(n) for n in coordinate_names]
+  trans = [k for k, i in enumerate(order) if skel.translational[i]]
+  full = np.array(skel.default_coordinates, np.float64)
+  full[order] = out
+  index = [skel.marker_index(n) for n in names]
+  # Markers move linearly with the root's translations: one FK per translation.
+  probes = np.repeat(full[None], len(trans) + 1, axis=0)
+  for row, k in enumerate(trans):
+    probes[row + 1, order[k]] += 1.0
+  with jax.enable_x64(True):
+    markers = np.asarray(forward_kinematics(skel, probes, enforce_couplers=True).markers,
+                         np.float64)[:, index]
+  jac = (markers[1:] - markers[0]).transpose(1, 2, 0).reshape(-1, len(trans))  # (3K, n)
+  residual = (np.stack([trial[n] for n in names]) - markers[0]).reshape(-1)
+  w = np.repeat(np.sqrt([weights[n] for n in names]), 3)
+  step = np.linalg.lstsq(jac * w[:, None], residual * w, rcond=None)[0]
+  out[trans] += step
+  return out
 
 
 def _rotational(skel, names: Sequence[str]) -> np.ndarray:

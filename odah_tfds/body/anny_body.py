@@ -74,12 +74,25 @@ _HEIGHT_GRID = np.linspace(0.0, 1.0, 9)
 
 # ---- rig mapping ---------------------------------------------------------------------------
 # Share of the lumbar rotation (pelvis -> torso) each spine bone takes. The project
-# model's lumbar joint sits at the omphalion, i.e. at the head of anny's spine03;
-# spine05 / spine04 skin the pelvis (ASIS/PSIS) and stay with it, the bend is spread
-# over spine03..spine01, and everything above spine01 (neck, head, clavicles) follows
-# the torso rigidly.
-SPINE_LUMBAR_FRACTIONS = {'spine05': 0.0, 'spine04': 0.0, 'spine03': 0.35, 'spine02': 0.7,
+# model's torso is rigid and turns about one lumbar joint, at the height of the head of
+# anny's spine03 (~4 cm anterior of it); spine05 / spine04 skin the pelvis (ASIS/PSIS)
+# and stay with it, and spine03 and everything above it (spine02/01, neck, head,
+# clavicles) follow the torso rigidly, so that the chest, shoulders and head move as
+# the model's torso does. (A bend spread over spine03..spine01 looks smoother but
+# turns the upper body about pivots 7-20 cm higher: at 40 deg of trunk flexion the
+# chest and head then end 8-10 cm from the model's torso, against ~3-4 cm here.)
+SPINE_LUMBAR_FRACTIONS = {'spine05': 0.0, 'spine04': 0.0, 'spine03': 1.0, 'spine02': 1.0,
                           'spine01': 1.0}
+# Joint-centre markers KJC, AJC, EJC, WJC: the rig's joints ('rig', what the mesh rotates
+# about) rather than landmark midpoints (see `markers.marker_definitions`).
+JOINT_CENTRES = 'rig'
+# Bony landmarks ride on the rig bone of their project body (see
+# `markers.BoneVertexMarker`): 'bony', or 'none' for the skinned vertices themselves.
+CARRY = 'bony'
+# The rig bone that carries each project body's bony landmarks (sided: '.R' / '.L').
+SEGMENT_BONES = {'pelvis': 'root', 'torso': 'spine01', 'femur': 'upperleg02',
+                 'tibia': 'lowerleg01', 'foot': 'foot', 'humerus': 'upperarm02',
+                 'ulna': 'lowerarm01', 'radius': 'lowerarm02', 'hand': 'wrist'}
 # Rig joints (bone heads) used as markers and by the landmark search.
 RIG_JOINTS = {
     'hip': 'upperleg01', 'knee': 'lowerleg01', 'ankle': 'foot', 'shoulder': 'upperarm01',
@@ -290,10 +303,14 @@ class AnnyBody(base.BodyModel):
         drivers=tuple(_bone_driver(b) for b in self.bone_labels))
     self.marker_definitions = mk.marker_definitions(
         ANNY_MARKER_VERTICES, shoulder_joints=('shoulder_r', 'shoulder_l'),
-        hip=('hip_r', 'hip_l'))
+        hip=('hip_r', 'hip_l'), joint_centres=JOINT_CENTRES, carry=CARRY)
+    # (vertex, segment) pairs of the carried markers, with their carrying bone index.
+    self._carried = tuple((v, seg, self._segment_bone(seg))
+                          for v, seg in sorted(mk.carried_vertices(self.marker_definitions)))
     self._joint_bones = {f'{j}_{s}': self._bone_index[f'{b}.{S}']
                          for j, b in RIG_JOINTS.items() for s, S in (('r', 'R'), ('l', 'L'))}
     self._calibrations: dict[AnnySubject, rt.Calibration] = {}
+    self._carry_offsets: dict[AnnySubject, np.ndarray] = {}
 
   # ---- BodyModel ------------------------------------------------------------------------
   @property
@@ -387,36 +404,73 @@ class AnnyBody(base.BodyModel):
       roots = base.as_frames(root_translation, 'root_translation', (3,))
       if len(roots) != t:
         raise ValueError(f'root_translation has {len(roots)} frames, the poses {t}')
-    verts, heads = self._forward(shape, rotvecs)
+    verts, heads, carried = self._forward(shape, rotvecs)
     verts = verts @ ANNY_NATIVE_TO_WORLD.T
     heads = heads @ ANNY_NATIVE_TO_WORLD.T
+    carried = carried @ ANNY_NATIVE_TO_WORLD.T
     if roots is not None:
       verts += roots[:, None]
       heads += roots[:, None]
+      carried += roots[:, None]
     joints = {j: heads[:, b] for j, b in self._joint_bones.items()}
-    markers = mk.evaluate_markers(self.marker_definitions, self.marker_names, verts, joints)
+    carried = {(v, seg): carried[:, k] for k, (v, seg, _) in enumerate(self._carried)}
+    markers = mk.evaluate_markers(self.marker_definitions, self.marker_names, verts, joints,
+                                  carried=carried)
     return base.BodyFrames(vertices=verts.astype(np.float32), markers=markers.astype(np.float32),
                            marker_names=self.marker_names, faces=self._faces,
                            body_model=self.name, shape=shape, native_poses=native_poses,
                            root_translation=roots)
 
-  def _forward(self, subject: AnnySubject, rotvecs: np.ndarray):
-    """Native-frame vertices (T, V, 3) and bone heads (T, B, 3), float64."""
+  def _segment_bone(self, segment: str) -> int:
+    """Index of the rig bone carrying a project body's landmarks ('humerus_r', 'torso')."""
+    body, _, side = segment.rpartition('_') if segment[-2:] in ('_r', '_l') else (segment, '', '')
+    if body not in SEGMENT_BONES:
+      raise ValueError(f'no anny bone carries segment {segment!r}; known: {sorted(SEGMENT_BONES)}')
+    label = SEGMENT_BONES[body] + (f'.{side.upper()}' if side else '')
+    return self._bone_index[label]
+
+  def _posed(self, subject: AnnySubject, deltas: np.ndarray):
+    """anny's forward pass: native vertices (T, V, 3) and bone poses (T, B, 4, 4)."""
     torch = self._torch
+    verts, poses = [], []
+    kw = subject.phenotype_kwargs()
+    with torch.no_grad():
+      for start in range(0, len(deltas), POSE_CHUNK):
+        out = self._model(pose_parameters=torch.from_numpy(deltas[start:start + POSE_CHUNK]),
+                          phenotype_kwargs=kw, pose_parameterization='local-bone')
+        verts.append(out['vertices'].detach().cpu().numpy())
+        poses.append(out['bone_poses'].detach().cpu().numpy())
+    return np.concatenate(verts), np.concatenate(poses)
+
+  def _carried_offsets(self, subject: AnnySubject) -> np.ndarray:
+    """(K, 3) each carried marker vertex in its bone's frame, at the rest posture (all
+    deltas identity, where the landmarks were picked): carried points coincide with
+    their skin vertices there. (anny's own 'rest_bone_poses' are not that posture: its
+    bones sit up to ~25 deg from them, so offsets taken there would leave the points
+    1-7 cm off the skin.) Cached per subject."""
+    if subject not in self._carry_offsets:
+      deltas = np.broadcast_to(np.eye(4), (1, len(self.bone_labels), 4, 4)).copy()
+      verts, poses = self._posed(subject, deltas)
+      vertex = np.array([v for v, _, _ in self._carried], np.int64)
+      bone = np.array([b for _, _, b in self._carried], np.int64)
+      frames = poses[0, bone]  # (K, 4, 4)
+      self._carry_offsets[subject] = np.einsum(
+          'kji,kj->ki', frames[:, :3, :3], verts[0, vertex] - frames[:, :3, 3])
+    return self._carry_offsets[subject]
+
+  def _forward(self, subject: AnnySubject, rotvecs: np.ndarray):
+    """Native-frame vertices (T, V, 3), bone heads (T, B, 3) and the carried marker
+    vertices (T, K, 3) (`_carried_offsets` moved with their bones), float64."""
     t, b, _ = rotvecs.shape
     mats = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(t, b, 3, 3)
     deltas = np.zeros((t, b, 4, 4))
     deltas[..., :3, :3] = mats
     deltas[..., 3, 3] = 1.0
-    verts, heads = [], []
-    kw = subject.phenotype_kwargs()
-    with torch.no_grad():
-      for start in range(0, t, POSE_CHUNK):
-        out = self._model(pose_parameters=torch.from_numpy(deltas[start:start + POSE_CHUNK]),
-                          phenotype_kwargs=kw, pose_parameterization='local-bone')
-        verts.append(out['vertices'].detach().cpu().numpy())
-        heads.append(out['bone_poses'][..., :3, 3].detach().cpu().numpy())
-    return np.concatenate(verts), np.concatenate(heads)
+    verts, poses = self._posed(subject, deltas)
+    carriers = poses[:, [b for _, _, b in self._carried]]  # (T, K, 4, 4)
+    carried = carriers[..., :3, 3] + np.einsum('tkij,kj->tki', carriers[..., :3, :3],
+                                               self._carried_offsets(subject))
+    return verts, poses[..., :3, 3], carried
 
   # ---- rest geometry, calibration, retargeting ----------------------------------------------
   def rest_frames(self, subject: AnnySubject) -> base.BodyFrames:
@@ -427,7 +481,7 @@ class AnnyBody(base.BodyModel):
     """World-frame rest mesh, rig joints and body-region skinning weights, as
     `markers.find_landmark_vertices` needs them (root at the origin)."""
     subject = subject or AnnySubject()
-    verts, heads = self._forward(subject, np.zeros((1, len(self.bone_labels), 3)))
+    verts, heads, _ = self._forward(subject, np.zeros((1, len(self.bone_labels), 3)))
     verts = verts[0] @ ANNY_NATIVE_TO_WORLD.T
     heads = heads[0] @ ANNY_NATIVE_TO_WORLD.T
     joints = {j: heads[b] for j, b in self._joint_bones.items()}

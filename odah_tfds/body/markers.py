@@ -7,6 +7,12 @@ Every marker of the project model (`Skeleton.marker_names`, 63) gets one definit
   skin through skinning.
 * `SurfaceMarker(face, barycentric)`: a point on a triangle (available for
   hand-made definitions; the search below only returns vertices).
+* `BoneVertexMarker(v, segment)`: mesh vertex v carried rigidly by the rig bone of a
+  project body (`segment`, e.g. 'humerus_r'): its rest-pose position moved with that
+  bone, as if v were skinned to it alone. Used for the bony landmarks (`carry='bony'`):
+  a bone under the skin is rigid, while linear-blend skinning moves the skin over a
+  joint partly with the next segment (anny's elbow skin is skinned to the forearm 2 cm
+  above the joint, so its "epicondyles" turned with the forearm).
 * `JointMarker(joint)`: a joint of the backend's rig (its posed position), used for
   the shoulder joint centre (glenohumeral centre = the rig's shoulder joint).
 * `MidpointMarker(a, b)`: midpoint of two other markers (ISB, Wu et al. 2005 /
@@ -58,6 +64,12 @@ class SurfaceMarker:
 
 
 @dataclasses.dataclass(frozen=True)
+class BoneVertexMarker:
+  vertex: int
+  segment: str  # a project body with its side, e.g. 'humerus_r' (see BONY_SEGMENTS)
+
+
+@dataclasses.dataclass(frozen=True)
 class JointMarker:
   joint: str
 
@@ -73,8 +85,8 @@ class BellHipMarker:
   side: str  # 'r' or 'l'
 
 
-MarkerDefinition = (VertexMarker | SurfaceMarker | JointMarker | MidpointMarker
-                    | BellHipMarker)
+MarkerDefinition = (VertexMarker | SurfaceMarker | BoneVertexMarker | JointMarker
+                    | MidpointMarker | BellHipMarker)
 
 # Joint-centre markers and how they are derived (see the module docstring).
 JOINT_CENTRE_RULES = {
@@ -83,6 +95,8 @@ JOINT_CENTRE_RULES = {
     'EJC': ('LEL', 'MEL'),
     'WJC': ('WRA', 'WRB'),
 }
+# The same joint centres as rig joints (`joint_centres='rig'`): '<joint>_r' / '_l'.
+RIG_JOINT_CENTRES = {'KJC': 'knee', 'AJC': 'ankle', 'EJC': 'elbow', 'WJC': 'wrist'}
 
 # Surface landmarks, per side ('R'/'L' prefix) and on the midline.
 SIDE_LANDMARKS = ('ASI', 'PSI', 'GTR', 'LFC', 'MFC', 'LMAL', 'MMAL', 'CAL', 'TOE', 'MT1',
@@ -90,10 +104,25 @@ SIDE_LANDMARKS = ('ASI', 'PSI', 'GTR', 'LFC', 'MFC', 'LMAL', 'MMAL', 'CAL', 'TOE
                   'BHD', 'HEAD')
 MIDLINE_LANDMARKS = ('C7', 'CLAV', 'STRN', 'T10', 'FHEAD', 'BHEAD', 'HEAD_TOP')
 SURFACE_LANDMARKS = tuple(p + n for p in ('R', 'L') for n in SIDE_LANDMARKS) + MIDLINE_LANDMARKS
+# The bony landmarks (IK class 'bony' in `odah_tfds.alignment.marker_setup`) and the
+# project body whose rig bone carries each (`carry='bony'`); bodies of one side get
+# '_r' / '_l'. That is the body the project model puts the marker on, except the ulnar
+# styloid (WRB, on the model's ulna): a rig's forearm twist bone (anny's lowerarm02,
+# driven by the radius) or single forearm bone (SMPL-X) turns the whole distal forearm,
+# ulnar side included, and the IK recovers pro/supination best from it (measured on
+# anny: 90 deg came back as 85.5 with WRB on the radius, 78.4 on the ulna).
+BONY_SEGMENTS = {
+    'ASI': 'pelvis', 'PSI': 'pelvis', 'LFC': 'femur', 'MFC': 'femur', 'LMAL': 'tibia',
+    'MMAL': 'tibia', 'CAL': 'foot', 'TOE': 'foot', 'MT1': 'foot', 'MT5': 'foot',
+    'LEL': 'humerus', 'MEL': 'humerus', 'WRA': 'radius', 'WRB': 'radius', 'MCP2': 'hand',
+    'MCP5': 'hand', 'C7': 'torso', 'CLAV': 'torso', 'STRN': 'torso', 'T10': 'torso',
+}
+MIDLINE_SEGMENTS = ('pelvis', 'torso')
 
 
 def marker_definitions(vertex_ids: Mapping[str, int], shoulder_joints=('shoulder_r', 'shoulder_l'),
-                       hip: str = 'bell') -> dict[str, MarkerDefinition]:
+                       hip: str = 'bell', joint_centres: str = 'landmarks',
+                       carry: str = 'none') -> dict[str, MarkerDefinition]:
   """Definitions of the 63 project markers from surface-landmark vertex ids.
 
   Args:
@@ -101,6 +130,15 @@ def marker_definitions(vertex_ids: Mapping[str, int], shoulder_joints=('shoulder
     shoulder_joints: rig joint names (right, left) used for RSJC / LSJC.
     hip: 'bell' (Bell 1990 regression from RASI/LASI/RPSI/LPSI) or a pair of rig
       joint names via `hip=('hip_r', 'hip_l')`-style tuple.
+    joint_centres: 'landmarks' (KJC, AJC, EJC, WJC = midpoints of the landmark pairs,
+      ISB) or 'rig' (the rig's knee, ankle, elbow and wrist joints, `JointMarker`s
+      named '<joint>_r' / '<joint>_l'): the points a skinned mesh really rotates
+      about. Landmark vertices near a joint follow the skin's blend of the two
+      segments, so their midpoint drifts off the rotation centre as the joint bends
+      (anny: ~1-2 cm at the elbow between the rest A-pose and straight arms).
+    carry: 'none' (every surface landmark is its vertex) or 'bony' (the
+      `BONY_SEGMENTS` landmarks are `BoneVertexMarker`s on their body's rig bone,
+      segment names '<body>' or '<body>_r' / '_l').
 
   Returns:
     name -> definition, for every project marker.
@@ -108,11 +146,26 @@ def marker_definitions(vertex_ids: Mapping[str, int], shoulder_joints=('shoulder
   missing = [n for n in SURFACE_LANDMARKS if n not in vertex_ids]
   if missing:
     raise ValueError(f'vertex_ids lacks the surface landmarks {missing}')
+  if carry not in ('none', 'bony'):
+    raise ValueError(f"carry must be 'none' or 'bony', got {carry!r}")
   defs: dict[str, MarkerDefinition] = {n: VertexMarker(int(vertex_ids[n]))
                                        for n in SURFACE_LANDMARKS}
+  if carry == 'bony':
+    for n in SURFACE_LANDMARKS:
+      sided = n[0] in 'RL' and n[1:] in BONY_SEGMENTS and n not in MIDLINE_LANDMARKS
+      key = n[1:] if sided else n
+      if key in BONY_SEGMENTS:
+        body = BONY_SEGMENTS[key]
+        segment = body + (f'_{n[0].lower()}' if sided and body not in MIDLINE_SEGMENTS else '')
+        defs[n] = BoneVertexMarker(int(vertex_ids[n]), segment)
+  if joint_centres not in ('landmarks', 'rig'):
+    raise ValueError(f"joint_centres must be 'landmarks' or 'rig', got {joint_centres!r}")
   for i, side in enumerate(('R', 'L')):
     for jc, (a, b) in JOINT_CENTRE_RULES.items():
-      defs[side + jc] = MidpointMarker(side + a, side + b)
+      if joint_centres == 'rig':
+        defs[side + jc] = JointMarker(f'{RIG_JOINT_CENTRES[jc]}_{side.lower()}')
+      else:
+        defs[side + jc] = MidpointMarker(side + a, side + b)
     defs[side + 'SJC'] = JointMarker(shoulder_joints[i])
     if hip == 'bell':
       defs[side + 'HJC'] = BellHipMarker(side.lower())
@@ -143,9 +196,15 @@ def bell_hip_centres(rasi, lasi, rpsi, lpsi):
   return common + d * fz * z, common - d * fz * z
 
 
+def carried_vertices(definitions: Mapping[str, MarkerDefinition]) -> set[tuple[int, str]]:
+  """The (vertex, segment) pairs of the `BoneVertexMarker`s, which a backend computes."""
+  return {(d.vertex, d.segment) for d in definitions.values() if isinstance(d, BoneVertexMarker)}
+
+
 def evaluate_markers(definitions: Mapping[str, MarkerDefinition], names, vertices,
                      joints: Mapping[str, np.ndarray] | None = None,
-                     faces: np.ndarray | None = None) -> np.ndarray:
+                     faces: np.ndarray | None = None,
+                     carried: Mapping[tuple[int, str], np.ndarray] | None = None) -> np.ndarray:
   """Marker positions from posed vertices and rig joints.
 
   Args:
@@ -154,6 +213,8 @@ def evaluate_markers(definitions: Mapping[str, MarkerDefinition], names, vertice
     vertices: (T, V, 3) posed vertices.
     joints: rig joint name -> (T, 3) posed position (for `JointMarker`s).
     faces: (F, 3) triangles (for `SurfaceMarker`s).
+    carried: (vertex, segment) -> (T, 3) posed position of the rest vertex carried by
+      the segment's bone (for `BoneVertexMarker`s; see `carried_vertices`).
 
   Returns:
     (T, len(names), 3) in the frame and dtype (float64) of `vertices`.
@@ -177,6 +238,12 @@ def evaluate_markers(definitions: Mapping[str, MarkerDefinition], names, vertice
         raise ValueError(f'marker {name!r} is a SurfaceMarker but no faces were given')
       tri = vertices[:, np.asarray(faces)[d.face]]  # (T, 3, 3)
       p = np.einsum('k,tkd->td', np.asarray(d.barycentric, dtype=np.float64), tri)
+    elif isinstance(d, BoneVertexMarker):
+      key = (d.vertex, d.segment)
+      if carried is None or key not in carried:
+        raise KeyError(f'marker {name!r} needs vertex {d.vertex} carried by {d.segment!r}, '
+                       'which was not given')
+      p = np.asarray(carried[key], dtype=np.float64)
     elif isinstance(d, JointMarker):
       if joints is None or d.joint not in joints:
         raise KeyError(f'marker {name!r} needs rig joint {d.joint!r}, which was not given')

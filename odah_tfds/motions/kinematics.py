@@ -44,6 +44,16 @@ GRAVITY = 9.81  # m/s^2
 SIDES = ('r', 'l')
 LEG_COORDS = ('hip_flexion', 'hip_adduction', 'hip_rotation', 'knee_angle',
               'ankle_angle', 'subtalar_angle')
+# Motions keep their joint angles inside the model's coordinate ranges by margins: the
+# labels are the IK of a mesh on a clamped model, whose angles scatter ~0.5-2 deg around
+# the driving ones, and a motion that runs along a limit would have that scatter cut
+# off. Designed coordinates (upper body, `procedural._finalize`) keep RANGE_MARGIN; legs
+# are solved here for foot targets and keep LEG_RANGE_MARGIN: every degree taken from
+# the hip's 30 deg of extension or the ankle's range costs reach (with 2 deg fast walking
+# slid 4.4 cm/s and lunges floated 10 mm, with 1 deg walking still slid > 3 cm/s, in the
+# slow plausibility tests; the label IK clamps them to the ranges in any case).
+RANGE_MARGIN = np.radians(2.0)
+LEG_RANGE_MARGIN = np.radians(0.5)
 
 
 @functools.lru_cache(maxsize=4)
@@ -442,7 +452,7 @@ def solve_leg_ik(skel: Skeleton, q, target_rotations, target_positions, scales=N
                  target_body=None, reference=None, reference_weight=None,
                  rotation_weight: float = 0.1, soft_limit: float = np.radians(6.0),
                  soft_limit_weight: float = 0.05, max_iterations: int = 40,
-                 tolerance: float = 1e-7, range_margin: float = np.radians(0.5)) -> IKResult:
+                 tolerance: float = 1e-7, range_margin: float = LEG_RANGE_MARGIN) -> IKResult:
   """Solves each leg's hip (3), knee, ankle, subtalar and MTP angles for a foot target.
 
   Per frame and leg the target is a pose of the calcaneus or of the toes body. The

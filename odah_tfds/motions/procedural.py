@@ -74,7 +74,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
 
 # Upper body and pelvis orientation are designed, not solved: a soft clip keeps them
 # inside the model's ranges (leg coordinates are kept inside by the IK).
-_RANGE_MARGIN = np.radians(0.5)
+_RANGE_MARGIN = kinematics.RANGE_MARGIN
 _RANGE_WIDTH = np.radians(3.0)
 
 

@@ -1,0 +1,39 @@
+"""What every benchmark prints about the machine it ran on.
+
+Imported as `benchmarks._common`, both when a test imports a benchmark and when one runs
+as a script (`python benchmarks/<name>.py`): a script first puts the repository root on
+`sys.path`, where Python put only the script's own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_name() -> str:
+  """The CPU model from /proc/cpuinfo, else what `platform` knows."""
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def platform_info(dtype: str | None = None, with_load: bool = False) -> str:
+  """One line: JAX version, backend and devices; the dtype (if given); CPU model and
+  logical cores; the 1-minute load average (`with_load`: timings on a shared machine
+  depend on it); Python version."""
+  import jax  # pylint: disable=g-import-not-at-top  # lazy: `--help` needs no JAX
+  parts = [f'jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}']
+  if dtype:
+    parts.append(f'dtype {dtype}')
+  machine = f'CPU: {cpu_name()}, {os.cpu_count()} logical cores'
+  if with_load:
+    machine += f'; load average {os.getloadavg()[0]:.1f}'
+  parts.append(machine)
+  parts.append(f'python {platform.python_version()}')
+  return '; '.join(parts)
