@@ -21,8 +21,8 @@ log() { echo "[setup] $*"; }
 # ---------------------------------------------------------------------------------------
 # 1. System packages.
 # python3-venv: venv + ensurepip for Debian's python3.
-# Later (rendering, see shared research notes): libegl1 libegl-mesa0 libgl1-mesa-dri.
-APT_PACKAGES=(python3-venv)
+# libegl1 libegl-mesa0 libgl1-mesa-dri: headless EGL rendering with Mesa (odah_tfds/render).
+APT_PACKAGES=(python3-venv libegl1 libegl-mesa0 libgl1-mesa-dri)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -1,0 +1,285 @@
+"""ODAH examples for one subject: labels (part 1) + two-view rendering, TF-free.
+
+`generate_subject(config, subject_index)` is the unit of work of a build: it samples the
+subject, scales the project model to it, makes `clips_per_subject` clips (motion ->
+mesh -> virtual markers -> IK), renders each clip from two calibrated views, and returns
+the examples in the layout of `odah_tfds.schema`. The TFDS builder runs it in worker
+processes (`odah_tfds.workers`), the only place where rendering may happen, because
+TensorFlow and Mesa GL must not share a process.
+
+Determinism: everything a subject gets is drawn from `numpy.random.default_rng((seed,
+subject_index))`, so the same config gives identical examples in any order, on any
+number of workers, and a re-run after an interruption regenerates the same subjects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from odah_tfds import schema
+
+SPLITS = ('train', 'validation', 'test')
+# Clip draws per subject beyond `clips_per_subject`, to replace clips a quality gate drops.
+EXTRA_CLIP_ATTEMPTS = 4
+# Camera rigs tried per clip before the clip is dropped (a view without the person).
+RIG_ATTEMPTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+  """Everything that decides a build's examples (a TFDS BuilderConfig carries one).
+
+  Attributes:
+    subjects: subjects per split, in SPLITS order; subject indices are consecutive
+      (train first), so no subject is in two splits.
+    clips_per_subject: accepted clips per subject.
+    clip_frames: T, frames per clip; fps: frame rate.
+    image_size: (width, height) of the rendered full images; crop_size: S.
+    families: procedural motion families (None: all).
+    body: 'anny' (free default) or 'smplx' (SMPL-X files in `manual_dir/smplx`; no
+      builder config uses it yet).
+    seed: base seed of every random draw.
+    motion_blur_probability: chance that a clip is rendered with motion blur.
+  """
+
+  subjects: tuple[int, int, int] = (4, 1, 1)
+  clips_per_subject: int = 2
+  clip_frames: int = 32
+  fps: float = 60.0
+  image_size: tuple[int, int] = (128, 128)
+  crop_size: int = 64
+  families: tuple[str, ...] | None = None
+  body: str = 'anny'
+  seed: int = 0
+  motion_blur_probability: float = 0.1
+
+  def __post_init__(self):
+    if len(self.subjects) != len(SPLITS) or min(self.subjects) < 0 or sum(self.subjects) < 1:
+      raise ValueError(f'subjects must give {len(SPLITS)} counts >= 0 ({SPLITS}), '
+                       f'got {self.subjects}')
+    if self.clips_per_subject < 1 or self.clip_frames < 2 or self.crop_size < 8:
+      raise ValueError('need clips_per_subject >= 1, clip_frames >= 2 and crop_size >= 8')
+    if self.body not in ('anny', 'smplx'):
+      raise ValueError(f"body must be 'anny' or 'smplx', got {self.body!r}")
+
+  def subject_indices(self, split: str) -> range:
+    """The subjects of a split."""
+    if split not in SPLITS:
+      raise ValueError(f'unknown split {split!r}; splits are {SPLITS}')
+    start = sum(self.subjects[:SPLITS.index(split)])
+    return range(start, start + self.subjects[SPLITS.index(split)])
+
+  def dims(self) -> schema.Dims:
+    from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
+    from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
+    skel = load_osim(DEFAULT_MODEL_PATH)
+    return schema.Dims(frames=self.clip_frames, crop_size=self.crop_size,
+                       coordinates=len(skel.coordinate_names), bodies=len(skel.body_names),
+                       joints=len(skel.joint_names), markers=len(skel.marker_names))
+
+
+def background_folder(manual_dir: pathlib.Path | None) -> str | None:
+  """`manual_dir/backgrounds` when present; a clear error when it holds no image."""
+  if manual_dir is None or not (manual_dir / 'backgrounds').is_dir():
+    return None
+  folder = manual_dir / 'backgrounds'
+  images = [p for p in folder.iterdir() if p.suffix.lower() in ('.png', '.jpg', '.jpeg')]
+  if not images:
+    raise ValueError(f'{folder} holds no .png/.jpg/.jpeg image; add images or remove the '
+                     'folder to use procedural backgrounds')
+  return str(folder)
+
+
+def num_workers(num_subjects: int) -> int:
+  """Generation worker processes: $ODAH_WORKERS, else one per core, at most one per subject."""
+  value = os.environ.get('ODAH_WORKERS')
+  if value is not None:
+    if not value.isdigit() or int(value) < 1:
+      raise ValueError(f'ODAH_WORKERS must be a positive integer, got {value!r}')
+    return int(value)
+  return max(1, min(os.cpu_count() or 1, num_subjects))
+
+
+def as_tfds_example(keyed_example):
+  """(key, example) with text arrays as object arrays, the form TFDS encodes."""
+  key, example = keyed_example
+  return key, {k: (np.asarray(v, dtype=object) if isinstance(v, np.ndarray)
+                   and v.dtype.kind == 'U' else v) for k, v in example.items()}
+
+
+def subject_id(index: int) -> str:
+  return f'S{index:04d}'
+
+
+# Per-process resources, built on first use and reused by every later task of a worker:
+# the body model (seconds to build), one renderer per image size (a GL context).
+_RESOURCES: dict[Any, Any] = {}
+
+
+def _body(config: GenerationConfig, manual_dir: str | None):
+  key = ('body', config.body, manual_dir)
+  if key not in _RESOURCES:
+    if config.body == 'anny':
+      from odah_tfds.body.anny_body import AnnyBody  # pylint: disable=g-import-not-at-top
+      _RESOURCES[key] = AnnyBody()
+    else:
+      from odah_tfds.body.smplx_body import SmplxBody  # pylint: disable=g-import-not-at-top
+      if manual_dir is None:
+        raise ValueError("body='smplx' needs the TFDS manual_dir holding smplx/SMPLX_*.npz")
+      _RESOURCES[key] = SmplxBody(pathlib.Path(manual_dir) / 'smplx')
+  return _RESOURCES[key]
+
+
+def _renderer(image_size: tuple[int, int]):
+  key = ('renderer', tuple(image_size))
+  if key not in _RESOURCES:
+    from odah_tfds.render import renderer  # pylint: disable=g-import-not-at-top
+    _RESOURCES[key] = renderer.Renderer(tuple(image_size))
+  return _RESOURCES[key]
+
+
+def _family_order(families, rng: np.random.Generator, count: int) -> list[str]:
+  """Cycle through the families from a random start, so a subject's clips differ."""
+  start = int(rng.integers(len(families)))
+  return [families[(start + k) % len(families)] for k in range(count)]
+
+
+def _json(value) -> str:
+  return json.dumps(value, sort_keys=True, default=lambda v: np.asarray(v).tolist())
+
+
+def _render(config: GenerationConfig, subject, clip, rng: np.random.Generator,
+            background_dir: str | None) -> tuple[dict, dict]:
+  """Both views of a clip; returns (render arrays, appearance record)."""
+  from odah_tfds.render import appearance as appearance_lib  # pylint: disable=g-import-not-at-top
+  from odah_tfds.render import clip as clip_lib  # pylint: disable=g-import-not-at-top
+
+  render_config = clip_lib.RenderConfig(
+      image_size=tuple(config.image_size), crop_size=config.crop_size,
+      appearance=appearance_lib.AppearanceConfig(
+          blur_probability=config.motion_blur_probability))
+  joint_centers = clip.points[:, len(subject.scaling.scale_factors):]
+  last_error = None
+  for _ in range(RIG_ATTEMPTS):
+    cams, look, rig = clip_lib.sample_clip_setup(rng, clip.frames.vertices, subject.body,
+                                                 render_config, background_dir=background_dir)
+    try:
+      arrays = clip_lib.render_clip(_renderer(config.image_size), clip.frames.vertices,
+                                    subject.body.faces, cams, look, config.crop_size,
+                                    joint_centers)
+    except clip_lib.EmptyMaskError as e:
+      last_error = e
+      continue
+    return arrays, json.loads(look.to_json({'rig': rig}))
+  raise clip_lib.EmptyMaskError(f'{clip.clip_id}: no camera rig out of {RIG_ATTEMPTS} saw the '
+                                f'person in every frame ({last_error})')
+
+
+def _example(config, subject, clip, arrays: dict, appearance: dict) -> dict:
+  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
+  skel = load_osim(subject.scaling.scaled_model_path)
+  shape = subject.shape
+  shape_dict = dataclasses.asdict(shape) if dataclasses.is_dataclass(shape) else dict(shape)
+  params = {k: v for k, v in clip.motion.params.items() if not k.endswith('seconds')}
+  example = {
+      'clip_id': clip.clip_id,
+      'subject_id': subject.subject_id,
+      'body_backend': subject.body.name,
+      'body_shape_json': _json(shape_dict),
+      'stature': np.float32(subject.stature),
+      'mass': np.float32(subject.mass),
+      'motion_family': clip.motion.family,
+      'motion_params_json': _json(params),
+      'appearance_json': _json(appearance),
+      'fps': np.float32(clip.motion.fps),
+      'coordinate_names': np.array(skel.coordinate_names),
+      'coordinates': clip.coordinates.astype(np.float32),
+      'body_names': np.array(skel.body_names),
+      'scales': np.asarray(subject.scaling.scale_factors, np.float32),
+      'points': clip.points.astype(np.float32),
+      'marker_names': np.array(clip.frames.marker_names),
+      'markers': clip.frames.markers.astype(np.float32),
+      'ik_marker_errors': clip.marker_errors.astype(np.float32),
+      'ik_rms': clip.rms.astype(np.float32),
+      'ik_flagged': np.asarray(clip.flagged, bool),
+  }
+  example.update({k: arrays[k] for k in ('crops', 'masks', 'crop_meta', 'image_size',
+                                         'camera_K', 'camera_R', 'camera_t', 'joints_2d')})
+  schema.check_example(example, config.dims())
+  return example
+
+
+def generate_subject(config: GenerationConfig, subject_index: int,
+                     manual_dir: str | None = None,
+                     background_dir: str | None = None) -> dict[str, Any]:
+  """All examples of one subject.
+
+  Args:
+    config: the build's GenerationConfig.
+    subject_index: the subject (see `GenerationConfig.subject_indices`).
+    manual_dir: the TFDS manual directory (needed for body='smplx').
+    background_dir: a folder of background images (None: procedural backgrounds).
+
+  Returns:
+    {'examples': [(clip_id, example dict)], 'rejected': [reason, ...],
+     'frames': rendered frames per view, 'seconds': {stage: seconds}}.
+  """
+  import opensim  # pylint: disable=g-import-not-at-top
+  from odah_tfds import labels  # pylint: disable=g-import-not-at-top
+  from odah_tfds import motions  # pylint: disable=g-import-not-at-top
+  from odah_tfds.render import clip as clip_lib  # pylint: disable=g-import-not-at-top
+
+  opensim.Logger.setLevelString('error')
+  start = time.perf_counter()
+  rng = np.random.default_rng((config.seed, subject_index))
+  body = _body(config, manual_dir)
+  label_config = labels.LabelConfig(fps=config.fps, clip_frames=config.clip_frames,
+                                    clips_per_subject=config.clips_per_subject,
+                                    families=config.families, ik='jax')
+  families = list(config.families or motions.FAMILIES)
+  examples, rejected = [], []
+  seconds = {'subject': 0.0, 'labels': 0.0, 'render': 0.0}
+  with tempfile.TemporaryDirectory(prefix='odah_subject_') as tmp:
+    sid = subject_id(subject_index)
+    subject = labels.make_subject(body, sid, rng, pathlib.Path(tmp), label_config)
+    seconds['subject'] = time.perf_counter() - start
+    attempts = config.clips_per_subject + EXTRA_CLIP_ATTEMPTS
+    for k, family in enumerate(_family_order(families, rng, attempts)):
+      if len(examples) == config.clips_per_subject:
+        break
+      clip_id = f'{sid}_{k:02d}_{family}'
+      # One generator per clip attempt: a rejected clip does not shift later draws.
+      clip_rng = np.random.default_rng((config.seed, subject_index, k))
+      tick = time.perf_counter()
+      try:
+        clip = labels.make_clip(subject, clip_id, family, clip_rng, label_config)
+      except labels.ClipRejected as e:
+        rejected.append(str(e))
+        logging.warning('ODAH: %s', e)
+        continue
+      finally:
+        seconds['labels'] += time.perf_counter() - tick
+      tick = time.perf_counter()
+      try:
+        arrays, look = _render(config, subject, clip, clip_rng, background_dir)
+      except clip_lib.EmptyMaskError as e:
+        rejected.append(str(e))
+        logging.warning('ODAH: %s', e)
+        continue
+      finally:
+        seconds['render'] += time.perf_counter() - tick
+      examples.append((clip_id, _example(config, subject, clip, arrays, look)))
+  if len(examples) < config.clips_per_subject:
+    logging.warning('ODAH: subject %s has %d of %d clips (%d rejected)', sid, len(examples),
+                    config.clips_per_subject, len(rejected))
+  return {'examples': examples, 'rejected': rejected,
+          'frames': len(examples) * config.clip_frames, 'seconds': seconds}

@@ -1,0 +1,101 @@
+r"""A contact sheet of a built `odah` dataset: both views' crops with the joint centres
+(`joints_2d`) and the skeleton's bones drawn on top, for a few examples and frames.
+
+    python -m odah_tfds.odah.contact_sheet --config=tiny --split=train --out=/tmp/odah_sheet.png
+
+Reads TFRecord or array_record builds (`--data_dir`, default TFDS's). The points must sit
+on the rendered joints: this is how a reader checks cameras, crops and labels agree.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from absl import app
+from absl import flags
+import numpy as np
+
+_CONFIG = flags.DEFINE_string('config', 'tiny', 'odah config.')
+_SPLIT = flags.DEFINE_string('split', 'train', 'Split to sample.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data_dir (default: TFDS default).')
+_OUT = flags.DEFINE_string('out', 'odah_contact_sheet.png', 'Output PNG.')
+_EXAMPLES = flags.DEFINE_integer('examples', 4, 'Examples (rows) to show.')
+_FRAMES = flags.DEFINE_integer('frames', 3, 'Frames per example and view.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Which examples and frames to sample.')
+
+
+def read_examples(config: str, split: str, data_dir: str | None, count: int,
+                  seed: int = 0) -> list[dict]:
+  """`count` examples of a built split as numpy dicts (sampled with `seed`)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import odah_tfds.odah  # pylint: disable=g-import-not-at-top,unused-import  # registers odah
+
+  builder = tfds.builder(f'odah/{config}', data_dir=data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(f'odah/{config} is not built in {builder.data_dir}: run '
+                            f'`tfds build odah_tfds/odah --config={config}` first')
+  total = builder.info.splits[split].num_examples
+  chosen = sorted(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
+  if builder.info.file_format.value == 'array_record':
+    source = builder.as_data_source(split=split)
+    return [source[int(i)] for i in chosen]
+  examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+  return [examples[i] for i in chosen]
+
+
+def bone_pairs(skeleton) -> list[tuple[int, int]]:
+  """(parent joint, child joint) index pairs: the joint whose child body is this joint's
+  parent body."""
+  by_child = {int(b): j for j, b in enumerate(skeleton.joint_child_body)}
+  return [(by_child[int(p)], j) for j, p in enumerate(skeleton.joint_parent_body)
+          if int(p) in by_child]
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def plot_contact_sheet(examples: list[dict], out: pathlib.Path, frames: int = 3,
+                       seed: int = 0) -> pathlib.Path:
+  """One row per example: `frames` frames of view 0, then the same frames of view 1."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
+
+  bones = bone_pairs(load_osim(DEFAULT_MODEL_PATH))
+  rng = np.random.default_rng(seed)
+  cols = 2 * frames
+  fig, axes = plt.subplots(len(examples), cols, figsize=(1.8 * cols, 1.9 * len(examples)),
+                           squeeze=False)
+  for row, example in enumerate(examples):
+    num_frames = example['crops'].shape[1]
+    picks = np.sort(rng.choice(num_frames, min(frames, num_frames), replace=False))
+    for view in range(2):
+      for k, t in enumerate(picks):
+        ax = axes[row, view * frames + k]
+        ax.imshow(example['crops'][view, t])
+        joints = example['joints_2d'][view, t]
+        for a, b in bones:
+          ax.plot(joints[[a, b], 0], joints[[a, b], 1], '-', color='yellow', lw=0.8)
+        ax.plot(joints[:, 0], joints[:, 1], 'o', ms=2, color='red')
+        ax.set_title(f'{_text(example["clip_id"])} v{view} t{t}', fontsize=5)
+        ax.axis('off')
+  fig.tight_layout()
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out, dpi=150)
+  plt.close(fig)
+  return out
+
+
+def main(argv):
+  del argv
+  examples = read_examples(_CONFIG.value, _SPLIT.value, _DATA_DIR.value, _EXAMPLES.value,
+                           _SEED.value)
+  out = plot_contact_sheet(examples, pathlib.Path(_OUT.value), _FRAMES.value, _SEED.value)
+  print(f'wrote {out} ({len(examples)} examples of odah/{_CONFIG.value} {_SPLIT.value})')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,201 @@
+"""The `odah` TFDS builder: two-view synthetic video clips with OpenSim ground truth.
+
+    tfds build odah_tfds/odah --config=tiny                  # from a checkout
+    tfds build odah --imports=odah_tfds.odah --config=tiny   # once banet-jax is installed
+    tfds build odah_tfds/odah --config=tiny --file_format=array_record   # for tfds.data_source
+
+Each example is one clip (see `odah_tfds/schema.py` and this folder's README.md). The
+examples of a subject are generated together in TF-free worker processes
+(`odah_tfds.workers`): TensorFlow, which this module imports, and the Mesa GL renderer
+must never share a process. Workers: `$ODAH_WORKERS` (default: one per CPU core, at most
+one per subject). The large config (`paper`) generates through Apache Beam (`ODAH_BEAM=1`
+makes the others use it too):
+
+    tfds build odah_tfds/odah --config=paper \
+        --beam_pipeline_options="runner=DirectRunner,direct_num_workers=8,direct_running_mode=multi_processing"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import time
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from odah_tfds import beam_generation
+from odah_tfds import generate
+from odah_tfds import schema
+from odah_tfds import workers
+
+_DESCRIPTION = """ODAH: synthetic two-view video clips of human bodies (anny by default,
+SMPL-X from user files) moving with procedural motions (or AMASS), labelled with OpenSim
+coordinates, body-segment scale factors and BANet's 44 points, obtained by OpenSim
+scaling and inverse kinematics of virtual markers on the mesh (Lin et al., arXiv
+2402.13172). Rendered with pyrender from two calibrated, roughly orthogonal views."""
+
+MANUAL_INSTRUCTIONS = """Optional. Put under the manual directory (default
+~/tensorflow_datasets/downloads/manual/, or --manual_dir):
+  backgrounds/   your own background images (.png/.jpg/.jpeg); other files are skipped
+                 with a warning. Without it, backgrounds are procedural.
+Nothing licensed is ever downloaded by this builder."""
+
+
+@dataclasses.dataclass
+class OdahConfig(tfds.core.BuilderConfig):
+  """A BuilderConfig carrying the generation settings (see generate.GenerationConfig)."""
+
+  generation: generate.GenerationConfig = generate.GenerationConfig()
+  use_beam: bool = False
+  needs_manual_files: bool = False
+
+
+def _config(name, description, use_beam=False, needs_manual_files=False, **generation):
+  return OdahConfig(name=name, description=description, use_beam=use_beam,
+                    needs_manual_files=needs_manual_files,
+                    generation=generate.GenerationConfig(**generation))
+
+
+CONFIGS = [
+    _config('tiny', 'Default. 6 subjects (4/1/1), 2 clips of 32 frames each, 128x128 images, '
+            '64x64 crops. Builds on a 2-core CPU in a few minutes.',
+            subjects=(4, 1, 1), clips_per_subject=2, clip_frames=32, image_size=(128, 128),
+            crop_size=64),
+    _config('small', '40 subjects (32/4/4), 4 clips of 64 frames each, 192x192 images, 64x64 '
+            'crops: enough for the tiny BANet to learn something on a CPU.',
+            subjects=(32, 4, 4), clips_per_subject=4, clip_frames=64, image_size=(192, 192),
+            crop_size=64),
+    _config('paper', 'Paper-like scale: 440 subjects (400/20/20), 8 clips of 64 frames at '
+            '60 fps, 512x512 images, 256x256 crops. Generates through Apache Beam.',
+            use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,
+            image_size=(512, 512), crop_size=256),
+    _config('smoke', 'Seconds-scale build for tests and CI: 3 subjects (1/1/1), 1 clip of 8 '
+            'frames, 64x64 images, 32x32 crops.',
+            subjects=(1, 1, 1), clips_per_subject=1, clip_frames=8, image_size=(64, 64),
+            crop_size=32, families=('squat', 'arm_flexion', 'walking')),
+]
+
+
+def _tf_dtype(name: str):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return {'float32': tf.float32, 'uint8': tf.uint8, 'int32': tf.int32, 'bool': tf.bool,
+          'str': tf.string}[name]
+
+
+def features(dims: schema.Dims) -> tfds.features.FeaturesDict:
+  """`tfds.features` of `odah_tfds.schema` for one config's sizes."""
+  out = {}
+  for name, shape in schema.shapes(dims).items():
+    feature = schema.FEATURES[name]
+    if feature.dtype == 'str' and not shape:
+      out[name] = tfds.features.Text(doc=feature.doc)
+    elif feature.dtype != 'str' and not shape:
+      out[name] = tfds.features.Scalar(dtype=_tf_dtype(feature.dtype), doc=feature.doc)
+    else:
+      encoding = tfds.features.Encoding.ZLIB if feature.compress else tfds.features.Encoding.NONE
+      out[name] = tfds.features.Tensor(shape=shape, dtype=_tf_dtype(feature.dtype),
+                                       encoding=encoding, doc=feature.doc)
+  return tfds.features.FeaturesDict(out)
+
+
+def _manual_dir(dl_manager) -> pathlib.Path | None:
+  """The manual directory, or None when the user has none (it is optional for anny)."""
+  try:
+    return pathlib.Path(dl_manager.manual_dir)
+  except AssertionError:  # TFDS: not enabled, missing or empty
+    return None
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """DatasetBuilder for odah."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First release: anny bodies, procedural motions, pyrender views.'}
+  BUILDER_CONFIGS = CONFIGS
+  DEFAULT_BUILDER_CONFIG_NAME = 'tiny'
+  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_INSTRUCTIONS
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description=_DESCRIPTION,
+        features=features(self.builder_config.generation.dims()),
+        supervised_keys=None,
+        homepage='https://arxiv.org/abs/2402.13172',
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    config = self.builder_config
+    manual = _manual_dir(dl_manager)
+    if config.needs_manual_files and manual is None:
+      raise ValueError(f'odah/{config.name} needs licensed files in the manual directory, '
+                       f'which is missing or empty.\n{MANUAL_INSTRUCTIONS}')
+    backgrounds = generate.background_folder(manual)
+    self._summary = {'start': time.perf_counter(), 'clips': 0, 'frames': 0, 'rejected': 0}
+    self._workers = None
+    splits = [s for s in generate.SPLITS if config.generation.subject_indices(s)]
+    self._splits_left = len(splits)
+    return {split: self._generate_examples(split, None if manual is None else str(manual),
+                                           backgrounds)
+            for split in splits}
+
+  def _generate_examples(self, split: str, manual: str | None, backgrounds: str | None):
+    generation = self.builder_config.generation
+    indices = list(generation.subject_indices(split))
+    if self.builder_config.use_beam or os.environ.get('ODAH_BEAM') == '1':
+      import apache_beam as beam  # pylint: disable=g-import-not-at-top
+      return (beam.Create(indices)
+              | beam.FlatMap(beam_generation.generate_subject_examples, config=generation,
+                             manual=manual, backgrounds=backgrounds))
+    return self._generate_locally(split, indices, manual, backgrounds)
+
+  def _pool(self) -> workers.WorkerPool:
+    """One pool for the whole build: workers keep their body model, GL context and
+    compiled IK programs from split to split."""
+    if self._workers is None:
+      biggest = max(self.builder_config.generation.subjects)
+      self._workers = workers.WorkerPool(generate.num_workers(biggest))
+    return self._workers
+
+  def _generate_locally(self, split, indices, manual, backgrounds):
+    start, clips, frames, rejected = time.perf_counter(), 0, 0, 0
+    tasks = [(self.builder_config.generation, i, manual, backgrounds) for i in indices]
+    try:
+      for done, result in enumerate(
+          self._pool().map('odah_tfds.generate:generate_subject', tasks), 1):
+        clips += len(result['examples'])
+        frames += result['frames']
+        rejected += len(result['rejected'])
+        logging.info('odah %s: subject %d/%d, %d clips (%d rejected), %.0f s elapsed', split,
+                     done, len(indices), len(result['examples']), len(result['rejected']),
+                     time.perf_counter() - start)
+        yield from map(generate.as_tfds_example, result['examples'])
+    except BaseException:
+      self._close_pool()
+      raise
+    self._splits_left -= 1
+    if not self._splits_left:
+      self._close_pool()
+    seconds = time.perf_counter() - start
+    summary = self._summary
+    summary.update(clips=summary['clips'] + clips, frames=summary['frames'] + frames,
+                   rejected=summary['rejected'] + rejected)
+    total = time.perf_counter() - summary['start']
+    message = (f'odah/{self.builder_config.name} {split}: {clips} clips, {frames} frames x 2 '
+               f'views, {rejected} clips rejected, {seconds:.0f} s ({frames / seconds:.2f} '
+               f'frames/s). Build so far: {summary["clips"]} clips, {summary["frames"]} '
+               f'frames in {total:.0f} s ({summary["frames"] / total:.2f} frames/s)')
+    logging.info(message)
+    print(message, flush=True)
+
+  def _close_pool(self) -> None:
+    if self._workers is not None:
+      self._workers.close()
+      self._workers = None
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    counters = pipeline_result.metrics().query()['counters']
+    totals = {c.key.metric.name: c.committed for c in counters if c.key.metric.namespace == 'odah'}
+    print(f'odah/{self.builder_config.name} (Beam): {totals}', flush=True)
