@@ -1,0 +1,271 @@
+"""Evaluation metrics, the mean-pose baseline, and their table and plots.
+
+Metrics over a set of frames (the paper's headline is the first):
+* `coordinate_mae_deg`: mean absolute error per rotational coordinate, in degrees, with
+  differences wrapped to (-180, 180]. Pelvis translations (metres) and coordinates the
+  network does not predict (global translations) are not in it; `coordinate_mae_m`
+  reports the predicted translational ones.
+* `mpjpe_mm`: mean per-point position error of BANet's points (body mass centres and
+  joint centres), root-relative (the pelvis joint centre subtracted), millimetres.
+* `scale_mae`: mean absolute error of the (B, 3) body scale factors (unitless; 0.01 is
+  1 % of the generic segment).
+Plain numpy on host arrays; the points come from the skeleton layer.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from banet_jax.model.outputs import OutputLayout, root_relative, skeleton_points
+
+
+def _wrap(angle):
+  return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def evaluated_coordinates(layout: OutputLayout) -> tuple[np.ndarray, np.ndarray]:
+  """(rotational, translational) index arrays of the predicted coordinates that count."""
+  skel = layout.skeleton
+  predicted = np.asarray(layout.predicted)
+  keep = predicted[~np.asarray(skel.locked)[predicted]]
+  rotational = keep[np.asarray(skel.rotational)[keep]]
+  translational = keep[~np.asarray(skel.rotational)[keep]]
+  return rotational, translational
+
+
+def frame_metrics(layout: OutputLayout, pred_coords, pred_scales, gt_coords,
+                  gt_scales) -> dict[str, np.ndarray]:
+  """Per-frame errors.
+
+  Args:
+    pred_coords, gt_coords: (N, C) radians / metres.
+    pred_scales, gt_scales: (N, B, 3).
+
+  Returns:
+    {'coordinate_abs_error': (N, C) |wrapped difference| (radians or metres),
+     'point_error_mm': (N, P) root-relative Euclidean distances,
+     'scale_abs_error': (N, B, 3)}.
+  """
+  pred_coords, gt_coords = np.asarray(pred_coords, np.float64), np.asarray(gt_coords, np.float64)
+  pred_scales, gt_scales = np.asarray(pred_scales, np.float64), np.asarray(gt_scales, np.float64)
+  if pred_coords.shape != gt_coords.shape or pred_scales.shape != gt_scales.shape:
+    raise ValueError(f'prediction and ground truth shapes differ: {pred_coords.shape} vs '
+                     f'{gt_coords.shape}, {pred_scales.shape} vs {gt_scales.shape}')
+  diff = pred_coords - gt_coords
+  rot = np.asarray(layout.skeleton.rotational)
+  diff[:, rot] = _wrap(diff[:, rot])
+  # Global translations are never predicted: points are compared root-relative.
+  pred_points = root_relative(layout, np.asarray(skeleton_points(layout, pred_coords,
+                                                                 pred_scales)))
+  gt_points = root_relative(layout, np.asarray(skeleton_points(layout, gt_coords, gt_scales)))
+  return {'coordinate_abs_error': np.abs(diff),
+          'point_error_mm': 1000.0 * np.linalg.norm(pred_points - gt_points, axis=-1),
+          'scale_abs_error': np.abs(pred_scales - gt_scales)}
+
+
+def summarize(layout: OutputLayout, errors: Mapping[str, np.ndarray]) -> dict:
+  """Per-frame errors (`frame_metrics`, frames concatenated) -> the reported metrics."""
+  skel = layout.skeleton
+  rot, trans = evaluated_coordinates(layout)
+  coord = errors['coordinate_abs_error']
+  per_coordinate = {skel.coordinate_names[c]: float(np.degrees(coord[:, c].mean())) for c in rot}
+  point_names = ([f'com_{b}' for b in skel.body_names]
+                 + [f'joint_{j}' for j in skel.joint_names])
+  return {
+      'frames': int(coord.shape[0]),
+      'coordinate_mae_deg': float(np.degrees(coord[:, rot].mean())),
+      'coordinate_mae_deg_per_coordinate': per_coordinate,
+      'coordinate_mae_m': float(coord[:, trans].mean()) if len(trans) else None,
+      'mpjpe_mm': float(errors['point_error_mm'].mean()),
+      'mpjpe_mm_per_point': dict(zip(point_names,
+                                     map(float, errors['point_error_mm'].mean(axis=0)))),
+      'scale_mae': float(errors['scale_abs_error'].mean()),
+  }
+
+
+def mean_pose(layout: OutputLayout, coordinates, scales) -> tuple[np.ndarray, np.ndarray]:
+  """The baseline's constant prediction from training data: circular mean of each
+  rotational coordinate, mean of the rest, mean scale factors; global translations 0
+  (they are never predicted).
+
+  Args:
+    coordinates: (N, C) training frames. scales: (N, B, 3) or (K, B, 3).
+
+  Returns:
+    (C,) coordinates and (B, 3) scales.
+  """
+  coordinates = np.asarray(coordinates, np.float64)
+  rot = np.asarray(layout.skeleton.rotational)
+  mean = coordinates.mean(axis=0)
+  mean[rot] = np.arctan2(np.sin(coordinates[:, rot]).mean(0), np.cos(coordinates[:, rot]).mean(0))
+  mean[np.asarray(layout.global_translation)] = 0.0
+  return mean, np.asarray(scales, np.float64).mean(axis=0)
+
+
+def markdown_table(results: Mapping[str, Mapping], skeleton_names: Sequence[str] = ()) -> str:
+  """One column per method (e.g. {'BANet': summary, 'mean-pose baseline': summary});
+  headline rows, then the per-coordinate MAE rows for `skeleton_names` (default: all)."""
+  methods = list(results)
+  lines = ['| metric | ' + ' | '.join(methods) + ' |', '|---' * (len(methods) + 1) + '|']
+
+  def row(label, values, fmt):
+    lines.append(f'| {label} | ' + ' | '.join(
+        '-' if v is None else format(v, fmt) for v in values) + ' |')
+
+  row('frames', [results[m]['frames'] for m in methods], 'd')
+  row('**coordinate MAE (deg)**', [results[m]['coordinate_mae_deg'] for m in methods], '.2f')
+  row('MPJPE, root-relative (mm)', [results[m]['mpjpe_mm'] for m in methods], '.1f')
+  row('body-scale MAE (x100)', [100 * results[m]['scale_mae'] for m in methods], '.2f')
+  row('pelvis translation MAE (mm)',
+      [None if results[m]['coordinate_mae_m'] is None else 1000 * results[m]['coordinate_mae_m']
+       for m in methods], '.1f')
+  names = list(skeleton_names) or list(results[methods[0]]['coordinate_mae_deg_per_coordinate'])
+  for name in names:
+    row(f'{name} (deg)', [results[m]['coordinate_mae_deg_per_coordinate'].get(name)
+                          for m in methods], '.2f')
+  return '\n'.join(lines) + '\n'
+
+
+def write_report(out_dir: str | pathlib.Path, results: Mapping[str, Mapping]) -> dict[str, str]:
+  """`metrics.json` and `metrics.md` in `out_dir`."""
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / 'metrics.json').write_text(json.dumps(results, indent=2))
+  (out_dir / 'metrics.md').write_text(markdown_table(results))
+  return {'json': str(out_dir / 'metrics.json'), 'markdown': str(out_dir / 'metrics.md')}
+
+
+def plot_angle_curves(path, times, coordinate_names: Sequence[str], gt, curves: Mapping,
+                      names: Sequence[str], title: str = '') -> pathlib.Path:
+  """Ground truth and predicted curves (degrees) of `names` for one clip.
+
+  Args:
+    times: (T,) seconds. gt: (T, C) radians. curves: {label: (T, C) radians}.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  cols = min(3, len(names))
+  rows = -(-len(names) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.4 * rows), squeeze=False)
+  for ax, name in zip(axes.flat, names):
+    c = list(coordinate_names).index(name)
+    ax.plot(times, np.degrees(gt[:, c]), 'k-', lw=2, label='ground truth')
+    for label, values in curves.items():
+      ax.plot(times, np.degrees(values[:, c]), '-', lw=1.2, label=label)
+    ax.set_title(name, fontsize=9)
+    ax.set_xlabel('s', fontsize=8)
+    ax.set_ylabel('deg', fontsize=8)
+  for ax in list(axes.flat)[len(names):]:
+    ax.axis('off')
+  axes.flat[0].legend(fontsize=7)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_coordinate_errors(path, results: Mapping[str, Mapping]) -> pathlib.Path:
+  """Bar chart of the per-coordinate MAE (degrees), one bar group per coordinate."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  methods = list(results)
+  names = list(results[methods[0]]['coordinate_mae_deg_per_coordinate'])
+  x = np.arange(len(names))
+  width = 0.8 / len(methods)
+  fig, ax = plt.subplots(figsize=(max(8, 0.35 * len(names)), 3.5))
+  for k, method in enumerate(methods):
+    values = [results[method]['coordinate_mae_deg_per_coordinate'][n] for n in names]
+    ax.bar(x + k * width, values, width, label=method)
+  ax.set_xticks(x + 0.4 - width / 2, names, rotation=90, fontsize=7)
+  ax.set_ylabel('MAE (deg)')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+# Coordinates whose curves the evaluation plots (when the model has them).
+PLOTTED_COORDINATES = ('hip_flexion_r', 'knee_angle_r', 'ankle_angle_r', 'lumbar_extension',
+                       'arm_flex_r', 'elbow_flex_r')
+
+
+def _text(value) -> str:
+  value = np.asarray(value).item() if np.ndim(value) == 0 else value
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def evaluate_checkpoint(checkpoint: str, dataset: str, split: str, out_dir: str | pathlib.Path,
+                        data_dir: str | None = None, max_clips: int = 0, plot_clips: int = 3,
+                        export_clips: int = 3, baseline_split: str = 'train',
+                        log=print) -> dict:
+  """Metrics of a trained BANet on a split, next to the mean-pose baseline.
+
+  Writes into `out_dir`: metrics.json, metrics.md (the table), coordinate_errors.png,
+  curves_<clip>.png for `plot_clips` clips, and exports/<clip>.{mot,trc,osim} (the
+  prediction as OpenSim files) for `export_clips` clips. Returns the results dict.
+  """
+  from banet_jax import data  # pylint: disable=g-import-not-at-top
+  from banet_jax import export  # pylint: disable=g-import-not-at-top
+  from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
+
+  out_dir = pathlib.Path(out_dir)
+  predictor = Predictor.restore(checkpoint)
+  layout = predictor.layout
+  config = predictor.train_config
+  open_split = lambda name: data.open_source(
+      dataset, name, data_dir, layout=layout, synthetic_clips=config.synthetic_clips,
+      synthetic_frames=config.synthetic_frames, synthetic_crop_size=config.synthetic_crop_size)
+  # The baseline: the training split's mean pose and scales.
+  train = open_split(baseline_split)
+  train_coords = np.concatenate([np.asarray(train[i]['coordinates']) for i in range(len(train))])
+  train_scales = np.stack([np.asarray(train[i]['scales']) for i in range(len(train))])
+  mean_q, mean_s = mean_pose(layout, train_coords, train_scales)
+
+  source = open_split(split)
+  count = len(source) if max_clips <= 0 else min(max_clips, len(source))
+  if count == 0:
+    raise ValueError(f'{dataset} {split} has no clips')
+  errors = {'BANet': [], 'mean-pose baseline': []}
+  skel = layout.skeleton
+  plotted = [n for n in PLOTTED_COORDINATES if n in skel.coordinate_names]
+  for i in range(count):
+    clip = source[i]
+    clip_id = _text(clip.get('clip_id', f'clip{i:04d}'))
+    gt_q = np.asarray(clip['coordinates'], np.float64)
+    gt_s = np.broadcast_to(np.asarray(clip['scales'], np.float64), (len(gt_q),) + mean_s.shape)
+    pred = predictor.predict_clip(clip)
+    pred_s = np.broadcast_to(pred['scales'], gt_s.shape)
+    errors['BANet'].append(frame_metrics(layout, pred['coordinates'], pred_s, gt_q, gt_s))
+    base_q = np.broadcast_to(mean_q, gt_q.shape)
+    errors['mean-pose baseline'].append(frame_metrics(layout, base_q, np.broadcast_to(
+        mean_s, gt_s.shape), gt_q, gt_s))
+    fps = float(np.asarray(clip.get('fps', 60.0)))
+    if i < plot_clips:
+      plot_angle_curves(out_dir / f'curves_{clip_id}.png', np.arange(len(gt_q)) / fps,
+                        skel.coordinate_names, gt_q,
+                        {'BANet': pred['coordinates'], 'mean pose': base_q}, plotted,
+                        title=f'{clip_id} ({dataset} {split})')
+    if i < export_clips:
+      export.export_clip(out_dir / 'exports', clip_id, pred['coordinates'], pred['scales'],
+                         fps, model_path=layout.skeleton.source)
+    log(f'[eval] {i + 1}/{count} {clip_id}')
+  results = {}
+  for method, per_clip in errors.items():
+    merged = {k: np.concatenate([e[k] for e in per_clip]) for k in per_clip[0]}
+    results[method] = summarize(layout, merged)
+  results['BANet']['checkpoint_step'] = int(predictor.step)
+  write_report(out_dir, results)
+  plot_coordinate_errors(out_dir / 'coordinate_errors.png', results)
+  return results

@@ -1,0 +1,607 @@
+"""BANet training: configuration, optimiser, data-parallel steps and the loop.
+
+    from banet_jax.train import TrainConfig, train_and_evaluate
+    train_and_evaluate(TrainConfig(dataset='synthetic', num_steps=10), '/tmp/run')
+
+Stage 1 trains `BANetFrame` on two-view frames; stage 2 trains `BANetSequence` on
+chunks, starting its 'frame' parameters from a stage-1 checkpoint (`init_from`) and, as
+the official code, never updating the hourglass encoder, its 1x1 heads and
+`to_one_scales` (`freeze='auto'`). The loss is the official one
+(`banet_jax.losses.banet_losses`, on the refined outputs in stage 2).
+
+Optimiser: Adam(b1, b2) with a learning rate constant for `constant_steps`, then cosine
+decay to `final_learning_rate` over `decay_steps` (official: 50 + 50 epochs, 5e-5 ->
+1e-7), optional global-norm clipping; frozen parameters get no gradient
+(`stop_gradient`) and no update (`optax.set_to_zero` in an `optax.multi_transform`).
+
+Data parallelism, both averaging gradients over the global batch (so N devices give
+what one device gives on the same global batch, up to float rounding):
+  * 'jit' (default): a 1-D `Mesh` over all devices, the batch sharded on its 'data'
+    axis (`NamedSharding`), the state replicated; XLA inserts the gradient all-reduce.
+  * 'pmap': `jax.pmap` over the local devices with `lax.pmean` of gradients and losses.
+Multi-host (`multihost=True`) calls `jax.distributed.initialize()` first; every process
+loads its slice of each global batch.
+
+The loop (`train_and_evaluate`) resumes from the latest checkpoint of the workdir
+(state and input iterator, so the resumed run is the uninterrupted one), refuses a
+workdir whose checkpoint has an incompatible config, saves every `checkpoint_every`
+steps and on SIGTERM (then returns cleanly), stops on a non-finite loss or gradient
+without saving it, and logs to `metrics.jsonl`, TensorBoard and stdout.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import functools
+import json
+import pathlib
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from banet_jax import checkpoints as ckpt_lib
+from banet_jax import data
+from banet_jax import losses
+from banet_jax.metric_writers import MetricWriter
+from banet_jax.model.banet import BANet, BANetConfig, get_config
+from banet_jax.model.outputs import decode
+
+# Official stage-2 freezing: the encoder and its heads (frozen, resp. in no parameter
+# group) and `to_one_scales` (in no parameter group either, so never updated).
+STAGE2_FROZEN = ('frame/image_filter', 'frame/heads', 'to_one_scales')
+# Model fields that must agree between a stage-1 checkpoint and a stage-2 run.
+_TEMPORAL_FIELDS = ('chunk_length', 'temporal_dim', 'temporal_blocks', 'temporal_heads',
+                    'ffn_expansion_factor', 'compute_dtype')
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (the message says why and what to do)."""
+
+
+class NonFiniteError(TrainingError):
+  """A non-finite loss or gradient; nothing was saved for that step."""
+
+
+class IncompatibleCheckpointError(TrainingError):
+  """The workdir (or init_from) holds a checkpoint of an incompatible configuration."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything that defines a run (stored as JSON with every checkpoint)."""
+
+  # Data: 'odah/<config>' (TFDS, array_record) or 'synthetic'.
+  dataset: str = 'odah/tiny'
+  data_dir: str | None = None
+  train_split: str = 'train'
+  eval_split: str = 'validation'
+  synthetic_clips: int = 8
+  synthetic_frames: int = 32
+  synthetic_crop_size: int = 64
+  data_threads: int = 2
+  prefetch: int = 4
+  clip_cache: int = 16
+  # Model: a preset of banet_jax.model.banet plus field overrides.
+  stage: int = 1
+  preset: str = 'tiny'
+  model_overrides: dict = dataclasses.field(default_factory=dict)
+  # Optimisation (official: Adam(0.5, 0.999), 5e-5 constant then cosine to 1e-7).
+  batch_size: int = 8
+  num_steps: int = 1000
+  learning_rate: float = 5e-5
+  constant_steps: int | None = None  # None: constant for the whole run
+  decay_steps: int = 0
+  final_learning_rate: float = 1e-7
+  b1: float = 0.5
+  b2: float = 0.999
+  grad_clip_norm: float = 0.0  # 0: no clipping
+  freeze: str = 'auto'  # 'auto' (stage 2: STAGE2_FROZEN), 'none', or comma-separated prefixes
+  init_from: str | None = None  # stage-1 workdir/checkpoint whose 'frame' parameters to load
+  # Parallelism.
+  parallelism: str = 'jit'  # 'jit' or 'pmap'
+  multihost: bool = False
+  # Checkpoints, logs, evaluation.
+  checkpoint_every: int = 500
+  keep_checkpoints: int = 3
+  log_every: int = 50
+  eval_every: int = 0  # 0: no periodic validation
+  eval_batches: int = 8
+  seed: int = 0
+  # Test hook: multiply the images of this step's batch (1-based) by NaN.
+  nan_at_step: int = 0
+
+  def __post_init__(self):
+    problems = []
+    if self.stage not in (1, 2):
+      problems.append(f'stage must be 1 or 2, got {self.stage}')
+    if self.parallelism not in ('jit', 'pmap'):
+      problems.append(f"parallelism must be 'jit' or 'pmap', got {self.parallelism!r}")
+    for name in ('batch_size', 'num_steps', 'checkpoint_every', 'keep_checkpoints',
+                 'log_every', 'eval_batches'):
+      if getattr(self, name) < 1:
+        problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+    for name in ('learning_rate', 'b2'):
+      if not getattr(self, name) > 0:
+        problems.append(f'{name} must be > 0, got {getattr(self, name)}')
+    if not 0 <= self.b1 < 1 or not 0 < self.b2 < 1:
+      problems.append(f'b1, b2 must be in [0, 1), got {self.b1}, {self.b2}')
+    if self.decay_steps < 0 or self.eval_every < 0 or self.grad_clip_norm < 0 or self.seed < 0:
+      problems.append('decay_steps, eval_every, grad_clip_norm and seed must be >= 0')
+    if problems:
+      raise ValueError('invalid training config: ' + '; '.join(problems))
+    self.model_config()  # validates the preset and overrides
+
+  def model_config(self) -> BANetConfig:
+    fields = {f.name: f for f in dataclasses.fields(BANetConfig)}
+    unknown = sorted(set(self.model_overrides) - set(fields))
+    if unknown:
+      raise ValueError(f'unknown model fields {unknown}; known: {sorted(fields)}')
+    # JSON turns tuples into lists.
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_overrides.items()}
+    return get_config(self.preset, **overrides)
+
+  def frozen_prefixes(self) -> tuple[str, ...]:
+    if self.freeze == 'auto':
+      return STAGE2_FROZEN if self.stage == 2 else ()
+    if self.freeze in ('none', ''):
+      return ()
+    return tuple(p.strip().strip('/') for p in self.freeze.split(',') if p.strip())
+
+  def to_json(self) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(self)))
+
+  @classmethod
+  def from_json(cls, values: dict[str, Any]) -> TrainConfig:
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+  def replace(self, **changes) -> TrainConfig:
+    return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- optimiser
+
+
+def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
+  """Constant for `constant_steps`, then cosine decay to `final_learning_rate`."""
+  lr = config.learning_rate
+  if config.decay_steps == 0:
+    return optax.constant_schedule(lr)
+  constant = config.num_steps if config.constant_steps is None else config.constant_steps
+  cosine = optax.cosine_decay_schedule(lr, config.decay_steps,
+                                       alpha=config.final_learning_rate / lr)
+  return optax.join_schedules([optax.constant_schedule(lr), cosine], [constant])
+
+
+def parameter_name(path) -> str:
+  """'frame/image_filter/...' for a pytree key path."""
+  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in path)
+
+
+def trainable_mask(params, frozen: tuple[str, ...]):
+  """Pytree of bools: False for parameters under any of the `frozen` path prefixes."""
+  names = [parameter_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  for prefix in frozen:
+    if not any(n == prefix or n.startswith(prefix + '/') for n in names):
+      tops = sorted({'/'.join(n.split('/')[:2]) for n in names})
+      raise ValueError(f'freeze prefix {prefix!r} matches no parameter; parameters start '
+                       f'with {tops}')
+  return jax.tree_util.tree_map_with_path(
+      lambda p, _: not any(parameter_name(p) == f or parameter_name(p).startswith(f + '/')
+                           for f in frozen), params)
+
+
+def make_optimizer(config: TrainConfig, mask) -> optax.GradientTransformation:
+  """Adam (+ optional clipping) on trainable parameters, nothing on frozen ones."""
+  inner = optax.adam(learning_rate_schedule(config), b1=config.b1, b2=config.b2)
+  if config.grad_clip_norm:
+    inner = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), inner)
+  if all(jax.tree.leaves(mask)):
+    return inner
+  labels = jax.tree.map(lambda m: 'train' if m else 'frozen', mask)
+  return optax.multi_transform({'train': inner, 'frozen': optax.set_to_zero()}, labels)
+
+
+# ------------------------------------------------------------------------ state, steps
+
+
+class Task:
+  """The network, loss and optimiser of one config; pure step functions on pytrees."""
+
+  def __init__(self, config: TrainConfig):
+    self.config = config
+    self.net = BANet.create(config.model_config())
+    self.loss_config = losses.LossConfig()
+    shapes = jax.eval_shape(self._init_params, jax.random.key(0))
+    self.mask = trainable_mask(shapes, config.frozen_prefixes())
+    self.optimizer = make_optimizer(config, self.mask)
+    self.schedule = learning_rate_schedule(config)
+
+  @property
+  def frames_per_example(self) -> int:
+    return 1 if self.config.stage == 1 else self.net.config.chunk_length
+
+  def _init_params(self, rng):
+    init = self.net.init_frame if self.config.stage == 1 else self.net.init_sequence
+    return init(rng)['params']
+
+  def init_state(self, rng, frame_params=None) -> dict:
+    """{'step', 'params', 'opt_state'}; `frame_params` replaces params['frame']."""
+    params = self._init_params(rng)
+    if frame_params is not None:
+      params = dict(params, frame=frame_params)
+    return {'step': jnp.zeros((), jnp.int32), 'params': params,
+            'opt_state': self.optimizer.init(params)}
+
+  def abstract_state(self):
+    return jax.eval_shape(self.init_state, jax.random.key(0))
+
+  def loss(self, params, batch):
+    """Total loss and the dict of terms for one batch (see banet_jax.data for keys)."""
+    params = jax.tree.map(lambda p, m: p if m else jax.lax.stop_gradient(p), params, self.mask)
+    inputs = (batch['images'], batch['crop_pixels'], batch['query_points'])
+    if self.config.stage == 1:
+      raw = self.net.frame.apply({'params': params}, *inputs)
+    else:
+      _, raw = self.net.sequence.apply({'params': params}, *inputs)
+    coords, scales = decode(self.net.layout, raw)
+    terms = losses.banet_losses(self.net.layout, coords, scales, batch['coordinates'],
+                                batch['scales'], self.loss_config, gt_points=batch['points'])
+    return terms['total'], terms
+
+  def train_step(self, state, batch, axis_name: str | None = None):
+    """One update; returns (new state, metrics of this step)."""
+    (_, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(state['params'], batch)
+    if axis_name is not None:
+      grads, terms = jax.lax.pmean((grads, terms), axis_name)
+    updates, opt_state = self.optimizer.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    grad_norm = optax.tree.norm(grads)
+    metrics = {f'loss/{k}': v for k, v in terms.items()}
+    metrics['grad_norm'] = grad_norm
+    metrics['learning_rate'] = jnp.asarray(self.schedule(state['step']), jnp.float32)
+    metrics['finite'] = jnp.isfinite(terms['total']) & jnp.isfinite(grad_norm)
+    return {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state}, metrics
+
+  def eval_step(self, params, batch, axis_name: str | None = None):
+    """The loss terms of one batch (no update)."""
+    _, terms = self.loss(params, batch)
+    if axis_name is not None:
+      terms = jax.lax.pmean(terms, axis_name)
+    return {f'loss/{k}': v for k, v in terms.items()}
+
+
+class Parallel:
+  """Placement of states and batches, and compiled steps, for 'jit' or 'pmap'."""
+
+  def __init__(self, mode: str, global_batch: int):
+    """mode: 'jit' or 'pmap'; global_batch must split evenly over all devices."""
+    self.mode = mode
+    if mode == 'jit':
+      self.mesh = Mesh(np.asarray(jax.devices()), ('data',))
+      self.replicated = NamedSharding(self.mesh, P())
+      self.batch_sharding = NamedSharding(self.mesh, P('data'))
+      devices = jax.device_count()
+    else:
+      self.devices = jax.local_devices()
+      devices = len(self.devices) * jax.process_count()
+    if global_batch % devices:
+      raise ValueError(f'global batch {global_batch} is not divisible by the {devices} devices')
+
+  def abstract(self, abstract_state):
+    """Restore targets: replicated on the mesh (jit) or on the first local device (pmap)."""
+    sharding = (self.replicated if self.mode == 'jit'
+                else jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    return ckpt_lib.abstract_like(abstract_state, sharding)
+
+  def init(self, fn: Callable, *args):
+    """Runs `fn(*args)` (a state constructor) and places the result."""
+    if self.mode == 'jit':
+      return jax.jit(fn, out_shardings=self.replicated)(*args)
+    return self.place_state(jax.jit(fn)(*args))
+
+  def place_state(self, state):
+    if self.mode == 'jit':
+      return jax.device_put(state, self.replicated)
+    # One copy per local device along a leading axis, as pmap expects.
+    n = len(self.devices)
+    stacked = NamedSharding(Mesh(np.asarray(self.devices), ('data',)), P('data'))
+    return jax.tree.map(lambda x: jax.device_put(jnp.broadcast_to(x, (n,) + x.shape), stacked),
+                        state)
+
+  def saveable(self, state):
+    """The state as one (replicated or single-device) copy, for checkpoints."""
+    if self.mode == 'jit':
+      return state
+    return jax.tree.map(lambda x: x[0], state)
+
+  def first(self, tree):
+    """One copy of per-device outputs (pmap's leading device axis dropped)."""
+    return tree if self.mode == 'jit' else jax.tree.map(lambda x: x[0], tree)
+
+  def place_batch(self, batch: dict):
+    """This process's slice of the global batch -> device arrays."""
+    if self.mode == 'jit':
+      return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
+              for k, v in batch.items()}
+    n = len(self.devices)
+    return {k: v.reshape((n, v.shape[0] // n) + v.shape[1:]) for k, v in batch.items()}
+
+  def compile_train(self, task: Task):
+    if self.mode == 'jit':
+      return jax.jit(task.train_step, in_shardings=(self.replicated, self.batch_sharding),
+                     out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+    return jax.pmap(functools.partial(task.train_step, axis_name='data'), axis_name='data',
+                    devices=self.devices, donate_argnums=0)
+
+  def compile_eval(self, task: Task):
+    if self.mode == 'jit':
+      return jax.jit(task.eval_step, in_shardings=(self.replicated, self.batch_sharding),
+                     out_shardings=self.replicated)
+    return jax.pmap(functools.partial(task.eval_step, axis_name='data'), axis_name='data',
+                    devices=self.devices)
+
+
+# ----------------------------------------------------------------- config bookkeeping
+
+
+def compatibility_key(config_json: dict) -> dict:
+  """What must not change when resuming: stage, model shape and optimiser structure."""
+  config = TrainConfig.from_json(config_json)
+  model = dataclasses.asdict(config.model_config())
+  model.pop('compute_dtype')
+  return json.loads(json.dumps({
+      'stage': config.stage, 'model': model, 'frozen': list(config.frozen_prefixes()),
+      'grad_clip': bool(config.grad_clip_norm)}))
+
+
+def _differences(a: dict, b: dict, prefix: str = '') -> list[str]:
+  out = []
+  for key in sorted(set(a) | set(b)):
+    x, y = a.get(key), b.get(key)
+    if isinstance(x, dict) and isinstance(y, dict):
+      out += _differences(x, y, f'{prefix}{key}.')
+    elif x != y:
+      out.append(f'{prefix}{key}: {x!r} -> {y!r}')
+  return out
+
+
+def check_resumable(saved: dict, config: TrainConfig, where: str) -> list[str]:
+  """Raises IncompatibleCheckpointError; returns the harmless differences."""
+  bad = _differences(compatibility_key(saved), compatibility_key(config.to_json()))
+  if bad:
+    raise IncompatibleCheckpointError(
+        f'{where} holds a checkpoint of an incompatible configuration ({"; ".join(bad)}). '
+        'It was left untouched: use a new --workdir for this configuration, or the saved '
+        'configuration to resume.')
+  return _differences(saved, config.to_json())
+
+
+def load_frame_params(path: str, task: Task):
+  """'frame' parameters of a (stage-1 or stage-2) checkpoint, checked against `task`."""
+  folder, step = ckpt_lib.resolve(path)
+  source = ckpt_lib.Checkpoints(folder, read_only=True)
+  try:
+    saved = TrainConfig.from_json(source.read_config(step))
+    mine, theirs = (dataclasses.asdict(c.model_config()) for c in (task.config, saved))
+    bad = [f'{k}: {theirs[k]!r} (checkpoint) vs {mine[k]!r}' for k in mine
+           if k not in _TEMPORAL_FIELDS and json.dumps(mine[k]) != json.dumps(theirs[k])]
+    if bad:
+      raise IncompatibleCheckpointError(
+          f'init_from {folder / str(step)}: its frame model differs ({"; ".join(bad)})')
+    other = Task(saved)
+    abstract = ckpt_lib.abstract_like(other.abstract_state(),
+                                      jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    frame = source.restore_params(step, abstract)['frame']
+  finally:
+    source.close()
+  want = jax.eval_shape(task.init_state, jax.random.key(0))['params']['frame']
+  shapes = lambda t: jax.tree.map(lambda x: (x.shape, str(x.dtype)), t)
+  if shapes(frame) != shapes(want):
+    raise IncompatibleCheckpointError(f'init_from {folder / str(step)}: frame parameters '
+                                      'have other shapes than this model')
+  return frame, f'{folder / str(step)}'
+
+
+# -------------------------------------------------------------------------- the loop
+
+
+class _StopFlag:
+  """Set by SIGTERM; the loop saves at the next step boundary and returns."""
+
+  def __init__(self):
+    self.signal = None
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal = signum
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _print(message: str) -> None:
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
+def pipeline_config(config: TrainConfig, task: Task) -> data.PipelineConfig:
+  """The input pipeline's settings for a run."""
+  c = task.net.config
+  return data.PipelineConfig(stage=config.stage, batch_size=config.batch_size,
+                             image_size=c.image_size, num_points=c.num_points,
+                             chunk_length=c.chunk_length, seed=config.seed,
+                             clip_cache=config.clip_cache)
+
+
+def _open(config: TrainConfig, task: Task, split: str):
+  return data.open_source(config.dataset, split, config.data_dir, layout=task.net.layout,
+                          synthetic_clips=config.synthetic_clips,
+                          synthetic_frames=config.synthetic_frames,
+                          synthetic_crop_size=config.synthetic_crop_size)
+
+
+def evaluate(parallel: Parallel, eval_fn, params, dataset, max_batches: int) -> dict:
+  """Mean loss terms over up to `max_batches` batches of `dataset` ('val/...' keys)."""
+  sums, count = collections.defaultdict(float), 0
+  for k in range(min(len(dataset), max_batches)):
+    out = jax.device_get(parallel.first(eval_fn(params, parallel.place_batch(dataset[k]))))
+    for key, value in out.items():
+      sums[key] += float(value)
+    count += 1
+  return {f'val/{k}': v / count for k, v in sums.items()} if count else {}
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str | pathlib.Path, *,
+                       train_source=None, eval_source=None) -> dict:
+  """Trains (resuming from `workdir` if it holds checkpoints); returns a summary.
+
+  Args:
+    config: the run.
+    workdir: checkpoints/, metrics.jsonl, tensorboard/ and config.json go here.
+    train_source, eval_source: random-access sequences of examples replacing the
+      configured dataset (tests).
+
+  Returns:
+    {'step': last completed step, 'stopped_by': None or 'SIGTERM', 'metrics': the last
+    logged scalars}.
+
+  Raises:
+    IncompatibleCheckpointError, ckpt_lib.CheckpointError, NonFiniteError, ValueError,
+    data.DatasetNotFoundError.
+  """
+  if config.multihost and not jax.distributed.is_initialized():
+    jax.distributed.initialize()  # cluster settings from the environment (SLURM, TPU, ...)
+  workdir = pathlib.Path(workdir).expanduser().absolute()
+  task = Task(config)
+  ckpts = ckpt_lib.Checkpoints(workdir / 'checkpoints', keep=config.keep_checkpoints)
+  try:
+    return _train(config, workdir, task, ckpts, train_source, eval_source)
+  finally:
+    ckpts.close()
+
+
+def _train(config, workdir, task, ckpts, train_source, eval_source) -> dict:
+  latest = ckpts.latest_step()
+  if latest is not None:  # checked before anything in the workdir is written
+    changed = check_resumable(ckpts.read_config(latest), config, str(workdir))
+    _print(f'resuming from checkpoint {latest} in {ckpts.directory}'
+           + (f'; changed settings: {", ".join(changed)}' if changed else ''))
+  parallel = Parallel(config.parallelism, config.batch_size)
+
+  source = train_source if train_source is not None else _open(config, task, config.train_split)
+  pipeline = pipeline_config(config, task)
+  train_ds, info = data.train_batches(source, task.net.layout, pipeline,
+                                      process_index=jax.process_index(),
+                                      process_count=jax.process_count())
+  iterator = data.make_iterator(train_ds, config.data_threads, config.prefetch)
+  unit = 'frames' if config.stage == 1 else 'chunks'
+  _print(f'data: {info["clips"]} clips x {info["frames_per_clip"]} frames = {info["items"]} '
+         f'{unit} per epoch, {info["steps_per_epoch"]} steps per epoch at global batch '
+         f'{config.batch_size}; {jax.device_count()} devices, parallelism {config.parallelism}')
+
+  if latest is not None:
+    state, data_state = ckpts.restore(latest, parallel.abstract(task.abstract_state()))
+    state = parallel.place_state(state)
+    iterator.set_state(data_state)
+    start = latest
+    if config.init_from:
+      _print(f'init_from {config.init_from} ignored: resuming the run in {workdir}')
+  else:
+    frame = None
+    if config.init_from:
+      frame, where = load_frame_params(config.init_from, task)
+      _print(f'frame parameters loaded from {where}')
+    state = parallel.init(task.init_state, jax.random.key(config.seed), frame)
+    start = 0
+
+  if jax.process_index() == 0:  # only once the checkpoint (if any) has been restored
+    (workdir / 'config.json').write_text(json.dumps(config.to_json(), indent=2) + '\n')
+  eval_fn, eval_ds = None, None
+  if config.eval_every:
+    eval_src = eval_source if eval_source is not None else _open(config, task, config.eval_split)
+    eval_ds = data.eval_batches(eval_src, task.net.layout, pipeline,
+                                process_index=jax.process_index(),
+                                process_count=jax.process_count())
+    eval_fn = parallel.compile_eval(task)
+  step_fn = parallel.compile_train(task)
+  writer = MetricWriter(workdir, latest, enabled=jax.process_index() == 0)
+  config_json = config.to_json()
+  summary = {'step': start, 'stopped_by': None, 'metrics': {}}
+  sums, count = collections.defaultdict(float), 0
+  t_start = t_last = time.perf_counter()
+  step_last = start
+  try:
+    with _StopFlag() as stop:
+      batch = next(iterator) if start < config.num_steps else None
+      for step in range(start, config.num_steps):
+        done = step + 1
+        if done == config.nan_at_step:
+          batch = dict(batch, images=batch['images'] * np.float32(np.nan))
+        state, metrics = step_fn(state, parallel.place_batch(batch))
+        data_state = iterator.get_state()  # after exactly `done` batches
+        if done < config.num_steps:
+          batch = next(iterator)  # host work overlaps the device step
+        metrics = jax.device_get(parallel.first(metrics))
+        if not metrics.pop('finite'):
+          ckpts.wait()
+          raise NonFiniteError(
+              f'non-finite loss or gradients at step {done} (loss/total '
+              f'{metrics["loss/total"]}, grad_norm {metrics["grad_norm"]}): training stopped '
+              f'and this state was not saved; the last good checkpoint is '
+              f'{ckpts.latest_step()} in {ckpts.directory}')
+        for key, value in metrics.items():
+          sums[key] += float(value)
+        count += 1
+        if done == start + 1 and done % config.log_every:
+          t_last, step_last = time.perf_counter(), done  # keep compilation out of steps/s
+        if done % config.log_every == 0 or done == config.num_steps:
+          now = time.perf_counter()
+          rate = (done - step_last) / max(now - t_last, 1e-9)
+          scalars = {k: v / count for k, v in sums.items()}
+          scalars.update(steps_per_sec=rate, examples_per_sec=rate * config.batch_size,
+                         frames_per_sec=rate * config.batch_size * task.frames_per_example,
+                         elapsed_sec=now - t_start)
+          writer.write(done, scalars)
+          eta = datetime.timedelta(seconds=round((config.num_steps - done) / max(rate, 1e-9)))
+          _print(f'step {done}/{config.num_steps}  loss {scalars["loss/total"]:.4f}  '
+                 f'lr {scalars["learning_rate"]:.3g}  {rate:.2f} steps/s  '
+                 f'{rate * config.batch_size:.1f} {unit}/s  ETA {eta}')
+          summary['metrics'] = scalars
+          sums, count, t_last, step_last = collections.defaultdict(float), 0, now, done
+        if eval_fn is not None and (done % config.eval_every == 0 or done == config.num_steps):
+          t_eval = time.perf_counter()
+          scalars = evaluate(parallel, eval_fn, state['params'], eval_ds, config.eval_batches)
+          if scalars:
+            writer.write(done, scalars)
+            _print(f'step {done}  validation loss {scalars["val/loss/total"]:.4f}')
+          t_last += time.perf_counter() - t_eval  # keep validation out of steps/s
+        if (done % config.checkpoint_every == 0 or done == config.num_steps
+            or stop.signal is not None):
+          ckpts.save(done, parallel.saveable(state), data_state, config_json)
+        summary['step'] = done
+        if stop.signal is not None:
+          ckpts.wait()
+          _print(f'SIGTERM: saved checkpoint {done} in {ckpts.directory}; exiting')
+          summary['stopped_by'] = 'SIGTERM'
+          break
+  finally:
+    writer.close()
+  ckpts.wait()
+  return summary

@@ -1,0 +1,131 @@
+"""launch.eval, launch.predict and the Colab notebook, on a smoke-trained checkpoint.
+
+One tiny checkpoint is trained once per session (launch.train with the smoke flagfile on
+generated data); evaluation, prediction and the notebook all restore it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(args, **env):
+  full_env = dict(os.environ, **env)
+  full_env['PYTHONPATH'] = os.pathsep.join(p for p in (str(ROOT), full_env.get('PYTHONPATH'))
+                                           if p)
+  out = subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
+                       text=True, timeout=900, check=False)
+  return out
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('smoke_run')
+  out = _run(['-m', 'launch.train', '--flagfile=launch/flags/smoke.flags', f'--workdir={workdir}'])
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  return workdir
+
+
+def test_predictor_restores_and_predicts_a_clip(checkpoint):
+  from banet_jax import data
+  from banet_jax.inference import Predictor, chunk_windows
+  predictor = Predictor.restore(checkpoint)
+  config = predictor.train_config
+  source = data.open_source('synthetic', 'test', layout=predictor.layout,
+                            synthetic_clips=1, synthetic_frames=config.synthetic_frames,
+                            synthetic_crop_size=config.synthetic_crop_size)
+  clip = source[0]
+  out = predictor.predict_clip(clip)
+  frames = clip['crops'].shape[1]
+  assert out['coordinates'].shape == (frames, predictor.layout.skeleton.num_coordinates)
+  assert out['scales'].shape == (predictor.layout.skeleton.num_bodies, 3)
+  assert np.all(np.isfinite(out['coordinates'])) and np.all(out['scales'] > 0)
+  # Deterministic: the same clip gives the same prediction.
+  np.testing.assert_array_equal(predictor.predict_clip(clip)['coordinates'], out['coordinates'])
+  assert chunk_windows(20, 8) == [0, 8, 12] and chunk_windows(5, 8) == [0]
+
+
+def test_eval_writes_metrics_next_to_the_baseline_and_exports(checkpoint, tmp_path):
+  out = _run(['-m', 'launch.eval', f'--checkpoint={checkpoint}', '--split=test',
+              f'--out_dir={tmp_path}', '--plot_clips=1', '--export_clips=1'])
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  results = json.loads((tmp_path / 'metrics.json').read_text())
+  assert set(results) == {'BANet', 'mean-pose baseline'}
+  for summary in results.values():
+    assert np.isfinite(summary['coordinate_mae_deg']) and summary['frames'] > 0
+  assert '| metric | BANet | mean-pose baseline |' in out.stdout
+  assert list(tmp_path.glob('curves_*.png')) and (tmp_path / 'coordinate_errors.png').exists()
+  exported = sorted(p.suffix for p in (tmp_path / 'exports').iterdir())
+  assert exported == ['.mot', '.osim', '.trc']
+
+
+def test_predict_on_a_two_view_npz(checkpoint, tmp_path):
+  """The documented raw-input format: full frames + masks + cameras."""
+  from banet_jax import data
+  from banet_jax.inference import Predictor
+  predictor = Predictor.restore(checkpoint)
+  clip = data.open_source('synthetic', 'test', layout=predictor.layout, synthetic_clips=1,
+                          synthetic_frames=8, synthetic_crop_size=32)[0]
+  # Full frames consistent with the clip's cameras: each crop pasted back where its meta
+  # says (nearest neighbour), the rest black.
+  from banet_jax.synthetic import FULL_IMAGE
+  width, height = FULL_IMAGE
+  ys, xs = np.mgrid[0:height, 0:width]
+  images = np.zeros((2, 8, height, width, 3), np.uint8)
+  masks = np.zeros((2, 8, height, width), np.uint8)
+  size = clip['crops'].shape[2]
+  for v in range(2):
+    for t in range(8):
+      ox, oy, scale = clip['crop_meta'][v, t]
+      cx, cy = np.rint((xs - ox) / scale).astype(int), np.rint((ys - oy) / scale).astype(int)
+      ok = (cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)
+      images[v, t][ok] = clip['crops'][v, t][cy[ok], cx[ok]]
+      masks[v, t][ok] = clip['masks'][v, t][cy[ok], cx[ok]]
+  path = tmp_path / 'trial.npz'
+  np.savez(path, images=images, masks=masks, K=clip['camera_K'], R=clip['camera_R'],
+           t=clip['camera_t'], fps=30.0)
+  out = _run(['-m', 'launch.predict', f'--checkpoint={checkpoint}', f'--input={path}',
+              f'--out_dir={tmp_path / "out"}'])
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+      'predictions.npz', 'trial.mot', 'trial.osim', 'trial.trc']
+
+
+def test_predict_bad_inputs(checkpoint, tmp_path):
+  bad = tmp_path / 'bad.npz'
+  np.savez(bad, images=np.zeros((2, 3, 8, 8, 3), np.uint8))
+  out = _run(['-m', 'launch.predict', f'--checkpoint={checkpoint}', f'--input={bad}',
+              f'--out_dir={tmp_path / "o"}'])
+  assert out.returncode != 0 and 'missing arrays' in out.stderr
+  out = _run(['-m', 'launch.predict', f'--checkpoint={tmp_path / "nothing"}', f'--input={bad}',
+              f'--out_dir={tmp_path / "o"}'])
+  assert out.returncode != 0 and 'no such checkpoint' in out.stderr
+
+
+def test_notebook_runs_headless(checkpoint, tmp_path):
+  nbclient = pytest.importorskip('nbclient')
+  nbformat = pytest.importorskip('nbformat')
+  notebook = nbformat.read(ROOT / 'notebooks' / 'restore_and_predict.ipynb', as_version=4)
+  env = {'BANET_CHECKPOINT': str(checkpoint), 'BANET_DATASET': 'synthetic',
+         'BANET_OUT_DIR': str(tmp_path), 'MPLBACKEND': 'Agg'}
+  old = {k: os.environ.get(k) for k in env}
+  os.environ.update(env)
+  try:
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name='python3',
+                            resources={'metadata': {'path': str(ROOT)}}).execute()
+  finally:
+    for k, v in old.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+  assert list(tmp_path.glob('*.mot')) and list(tmp_path.glob('*.osim'))
