@@ -320,13 +320,14 @@ class Parallel:
 
   def saveable(self, state):
     """The state as one (replicated or single-device) copy, for checkpoints."""
-    if self.mode == 'jit':
-      return state
-    return jax.tree.map(lambda x: x[0], state)
+    return self.first(state)
 
   def first(self, tree):
     """One copy of per-device outputs (pmap's leading device axis dropped)."""
-    return tree if self.mode == 'jit' else jax.tree.map(lambda x: x[0], tree)
+    if self.mode == 'jit':
+      return tree
+    # One compiled gather for the whole tree, not one small program per leaf shape.
+    return _first_copy(tree)
 
   def place_batch(self, batch: dict):
     """This process's slice of the global batch -> device arrays."""
@@ -349,6 +350,11 @@ class Parallel:
                      out_shardings=self.replicated)
     return jax.pmap(functools.partial(task.eval_step, axis_name='data'), axis_name='data',
                     devices=self.devices)
+
+
+@jax.jit
+def _first_copy(tree):
+  return jax.tree.map(lambda x: x[0], tree)
 
 
 # ----------------------------------------------------------------- config bookkeeping
