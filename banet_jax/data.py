@@ -229,6 +229,21 @@ def normalize_images(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
   return images * (masks != 0)[..., None]
 
 
+def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
+                 rng: np.random.Generator, ray_step: float = 0.05) -> dict:
+  """The model inputs of one two-view frame (numpy, unbatched, float32): images
+  (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3). Needs only the clip's
+  crops, masks, crop_meta and cameras (also used for inference)."""
+  crops, masks, meta = resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
+                                    clip['crop_meta'][:, frame], image_size)
+  cameras = list(zip(clip['camera_K'], clip['camera_R'], clip['camera_t']))
+  hull = sample_visual_hull_points(masks, cameras, meta, num_points, rng, ray_step)
+  query = hull.points_world - hull.points_world.mean(axis=0)
+  return {'images': normalize_images(crops, masks),
+          'crop_pixels': np.asarray(hull.crop_pixels, np.float32),
+          'query_points': query.astype(np.float32)}
+
+
 def frame_example(clip: dict, frame: int, *, image_size: int, num_points: int,
                   rng: np.random.Generator, ray_step: float = 0.05) -> dict:
   """One two-view frame of a clip -> the model's inputs and targets (numpy, unbatched).
@@ -236,17 +251,12 @@ def frame_example(clip: dict, frame: int, *, image_size: int, num_points: int,
   Returns images (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3),
   coordinates (C,), scales (Bo, 3), points (P, 3); all float32.
   """
-  crops, masks, meta = resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
-                                    clip['crop_meta'][:, frame], image_size)
-  cameras = list(zip(clip['camera_K'], clip['camera_R'], clip['camera_t'], strict=True))
-  hull = sample_visual_hull_points(masks, cameras, meta, num_points, rng, ray_step)
-  query = hull.points_world - hull.points_world.mean(axis=0)
-  return {'images': normalize_images(crops, masks),
-          'crop_pixels': hull.crop_pixels,
-          'query_points': query.astype(np.float32),
-          'coordinates': clip['coordinates'][frame].astype(np.float32),
-          'scales': clip['scales'].astype(np.float32),
-          'points': clip['points'][frame].astype(np.float32)}
+  example = frame_inputs(clip, frame, image_size=image_size, num_points=num_points, rng=rng,
+                         ray_step=ray_step)
+  example.update(coordinates=clip['coordinates'][frame].astype(np.float32),
+                 scales=clip['scales'].astype(np.float32),
+                 points=clip['points'][frame].astype(np.float32))
+  return example
 
 
 def chunk_starts(frames: int, chunk_length: int, offsets=None) -> list[int]:

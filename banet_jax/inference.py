@@ -30,23 +30,8 @@ from banet_jax import checkpoints
 from banet_jax import data
 from banet_jax.model.banet import BANet
 from banet_jax.model.outputs import decode
-from banet_jax.model.sampling import sample_visual_hull_points
 
 INPUT_FEATURES = ('crops', 'masks', 'crop_meta', 'camera_K', 'camera_R', 'camera_t')
-
-
-def frame_inputs(clip: dict, frame: int, image_size: int, num_points: int,
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
-  """The model inputs of one two-view frame: images (V, S, S, 3), crop_pixels (V, N, 2),
-  query_points (N, 3), float32 (the transform of `banet_jax.data`, without targets)."""
-  crops, masks, meta = data.resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
-                                         clip['crop_meta'][:, frame], image_size)
-  cameras = list(zip(clip['camera_K'], clip['camera_R'], clip['camera_t']))
-  hull = sample_visual_hull_points(masks, cameras, meta, num_points, rng)
-  query = hull.points_world - hull.points_world.mean(axis=0)
-  return {'images': data.normalize_images(crops, masks),
-          'crop_pixels': np.asarray(hull.crop_pixels, np.float32),
-          'query_points': query.astype(np.float32)}
 
 
 def chunk_windows(frames: int, length: int) -> list[int]:
@@ -89,8 +74,8 @@ class Predictor:
 
   def _inputs(self, clip: dict, frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = self.net.config
-    items = [frame_inputs(clip, f, c.image_size, c.num_points,
-                          np.random.default_rng((self.seed, f))) for f in frames]
+    items = [data.frame_inputs(clip, f, image_size=c.image_size, num_points=c.num_points,
+                               rng=np.random.default_rng((self.seed, f))) for f in frames]
     return tuple(np.stack([x[k] for x in items]) for k in ('images', 'crop_pixels',
                                                            'query_points'))
 
