@@ -139,6 +139,24 @@ def write_report(out_dir: str | pathlib.Path, results: Mapping[str, Mapping]) ->
   return {'json': str(out_dir / 'metrics.json'), 'markdown': str(out_dir / 'metrics.md')}
 
 
+def _pyplot():
+  """matplotlib.pyplot on the file-only Agg backend (imported on first use)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def _save_figure(fig, path) -> pathlib.Path:
+  """Lays out, writes (creating the folder) and closes a figure; returns the path."""
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110)
+  _pyplot().close(fig)
+  return path
+
+
 def plot_angle_curves(path, times, coordinate_names: Sequence[str], gt, curves: Mapping,
                       names: Sequence[str], title: str = '') -> pathlib.Path:
   """Ground truth and predicted curves (degrees) of `names` for one clip.
@@ -146,9 +164,7 @@ def plot_angle_curves(path, times, coordinate_names: Sequence[str], gt, curves: 
   Args:
     times: (T,) seconds. gt: (T, C) radians. curves: {label: (T, C) radians}.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   cols = min(3, len(names))
   rows = -(-len(names) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.4 * rows), squeeze=False)
@@ -164,19 +180,12 @@ def plot_angle_curves(path, times, coordinate_names: Sequence[str], gt, curves: 
     ax.axis('off')
   axes.flat[0].legend(fontsize=7)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_figure(fig, path)
 
 
 def plot_coordinate_errors(path, results: Mapping[str, Mapping]) -> pathlib.Path:
   """Bar chart of the per-coordinate MAE (degrees), one bar group per coordinate."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = _pyplot()
   methods = list(results)
   names = list(results[methods[0]]['coordinate_mae_deg_per_coordinate'])
   x = np.arange(len(names))
@@ -188,12 +197,7 @@ def plot_coordinate_errors(path, results: Mapping[str, Mapping]) -> pathlib.Path
   ax.set_xticks(x + 0.4 - width / 2, names, rotation=90, fontsize=7)
   ax.set_ylabel('MAE (deg)')
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_figure(fig, path)
 
 
 # Coordinates whose curves the evaluation plots (when the model has them).
