@@ -1,8 +1,9 @@
 """ODAH examples for one subject: labels (part 1) + two-view rendering, TF-free.
 
 `generate_subject(config, subject_index)` is the unit of work of a build: it samples the
-subject, scales the project model to it, makes `clips_per_subject` clips (motion ->
-mesh -> virtual markers -> IK), renders each clip from two calibrated views, and returns
+subject (for AMASS motions: takes the body of its AMASS person, `amass_subjects`), scales
+the project model to it, makes `clips_per_subject` clips (motion -> mesh -> virtual
+markers -> IK), renders each clip from two calibrated views, and returns
 the examples in the layout of `odah_tfds.schema`. The TFDS builder runs it in worker
 processes (`odah_tfds.workers`), the only place where rendering may happen, because
 TensorFlow and Mesa GL must not share a process.
@@ -28,6 +29,7 @@ import numpy as np
 from odah_tfds import schema
 
 SPLITS = ('train', 'validation', 'test')
+MOTION_SOURCES = ('procedural', 'amass')
 # Clip draws per subject beyond `clips_per_subject`, to replace clips a quality gate drops.
 EXTRA_CLIP_ATTEMPTS = 4
 # Camera rigs tried per clip before the clip is dropped (a view without the person).
@@ -44,9 +46,11 @@ class GenerationConfig:
     clips_per_subject: accepted clips per subject.
     clip_frames: T, frames per clip; fps: frame rate.
     image_size: (width, height) of the rendered full images; crop_size: S.
-    families: procedural motion families (None: all).
-    body: 'anny' (free default) or 'smplx' (SMPL-X files in `manual_dir/smplx`; no
-      builder config uses it yet).
+    families: procedural motion families (None: all; motion='procedural' only).
+    body: 'anny' (free default) or 'smplx' (SMPL-X files in `manual_dir/smplx`).
+    motion: 'procedural' (the families above, retargeted onto the body) or 'amass'
+      (AMASS SMPL-X sequences from `manual_dir/amass`, body='smplx' only; which
+      subject gets which sequences and body: `odah_tfds.amass_subjects`).
     seed: base seed of every random draw.
     motion_blur_probability: chance that a clip is rendered with motion blur.
   """
@@ -61,6 +65,7 @@ class GenerationConfig:
   body: str = 'anny'
   seed: int = 0
   motion_blur_probability: float = 0.1
+  motion: str = 'procedural'
 
   def __post_init__(self):
     if len(self.subjects) != len(SPLITS) or min(self.subjects) < 0 or sum(self.subjects) < 1:
@@ -70,6 +75,10 @@ class GenerationConfig:
       raise ValueError('need clips_per_subject >= 1, clip_frames >= 2 and crop_size >= 8')
     if self.body not in ('anny', 'smplx'):
       raise ValueError(f"body must be 'anny' or 'smplx', got {self.body!r}")
+    if self.motion not in MOTION_SOURCES:
+      raise ValueError(f'motion must be one of {MOTION_SOURCES}, got {self.motion!r}')
+    if self.motion == 'amass' and self.body != 'smplx':
+      raise ValueError("motion='amass' poses SMPL-X natively: it needs body='smplx'")
 
   def subject_indices(self, split: str) -> range:
     """The subjects of a split."""
@@ -97,6 +106,47 @@ def background_folder(manual_dir: pathlib.Path | None) -> str | None:
     raise ValueError(f'{folder} holds no .png/.jpg/.jpeg image; add images or remove the '
                      'folder to use procedural backgrounds')
   return str(folder)
+
+
+def check_manual_files(config: GenerationConfig, manual_dir: pathlib.Path | None,
+                       manual_dir_name: str | None = None) -> None:
+  """Checks, before anything is generated, the licensed files a config reads.
+
+  body='smplx': `<manual_dir>/smplx/SMPLX_*.npz` (at least one; valid). motion='amass':
+  `<manual_dir>/amass/**/*_stageii.npz`, enough AMASS subject folders for the splits,
+  and the SMPL-X file of every gender the assigned sequences use.
+
+  Args:
+    config: the build's GenerationConfig.
+    manual_dir: the manual directory, or None when it is missing or empty.
+    manual_dir_name: where the manual directory was expected (for the message when
+      `manual_dir` is None).
+
+  Raises:
+    body.base.ManualFilesError: the message names the expected path and where to
+      register for the files.
+  """
+  from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
+  from odah_tfds.body import base as body_base  # pylint: disable=g-import-not-at-top
+  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
+  if config.body != 'smplx':
+    return
+  if manual_dir is None:
+    where = pathlib.Path(manual_dir_name or '<manual_dir>')
+    needs = [(f'{where / "smplx"}/{{{",".join(smplx_body.SMPLX_FILES.values())}}} '
+              f'(register at {smplx_body.SMPLX_REGISTRATION_URL}, "SMPL-X v1.1 (NPZ+PKL)")')]
+    if config.motion == 'amass':
+      needs.append(f'{where / "amass"}/<dataset>/<subject>/<sequence>_stageii.npz '
+                   f'(register at {amass_subjects.AMASS_REGISTRATION_URL}, "SMPL-X N" or '
+                   '"SMPL-X G" archives)')
+    raise body_base.ManualFilesError(
+        f'the manual directory {where} is missing or empty; this config reads licensed '
+        'files that must be downloaded by hand: ' + '; '.join(needs) + '.')
+  smplx_dir = pathlib.Path(manual_dir) / 'smplx'
+  smplx_body.check_model_dir(smplx_dir)
+  if config.motion == 'amass':
+    assignment = _amass_assignment(config, str(manual_dir))
+    amass_subjects.check_files(assignment, smplx_dir)
 
 
 def num_workers(num_subjects: int) -> int:
@@ -139,6 +189,18 @@ def _body(config: GenerationConfig, manual_dir: str | None):
   return _RESOURCES[key]
 
 
+def _amass_assignment(config: GenerationConfig, manual_dir: str | None):
+  """The build's `amass_subjects.AmassAssignment` (listed once per process)."""
+  from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
+  if manual_dir is None:
+    raise ValueError("motion='amass' needs the TFDS manual_dir holding amass/")
+  key = ('amass', manual_dir, config.subjects, config.seed)
+  if key not in _RESOURCES:
+    _RESOURCES[key] = amass_subjects.assign(pathlib.Path(manual_dir) / 'amass',
+                                            config.subjects, config.seed)
+  return _RESOURCES[key]
+
+
 def _renderer(image_size: tuple[int, int]):
   key = ('renderer', tuple(image_size))
   if key not in _RESOURCES:
@@ -147,8 +209,9 @@ def _renderer(image_size: tuple[int, int]):
   return _RESOURCES[key]
 
 
-def _family_order(families, rng: np.random.Generator, count: int) -> list[str]:
-  """Cycle through the families from a random start, so a subject's clips differ."""
+def _family_order(families, rng: np.random.Generator, count: int) -> list:
+  """Cycle through the families (or AMASS sequences) from a random start, so a subject's
+  clips differ."""
   start = int(rng.integers(len(families)))
   return [families[(start + k) % len(families)] for k in range(count)]
 
@@ -226,7 +289,7 @@ def generate_subject(config: GenerationConfig, subject_index: int,
   Args:
     config: the build's GenerationConfig.
     subject_index: the subject (see `GenerationConfig.subject_indices`).
-    manual_dir: the TFDS manual directory (needed for body='smplx').
+    manual_dir: the TFDS manual directory (needed for body='smplx', motion='amass').
     background_dir: a folder of background images (None: procedural backgrounds).
 
   Returns:
@@ -245,23 +308,36 @@ def generate_subject(config: GenerationConfig, subject_index: int,
   label_config = labels.LabelConfig(fps=config.fps, clip_frames=config.clip_frames,
                                     clips_per_subject=config.clips_per_subject,
                                     families=config.families, ik='jax')
-  families = list(config.families or motions.FAMILIES)
+  shape = None
+  if config.motion == 'amass':
+    # Sequences of the subject's AMASS person, and that person's body.
+    from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
+    assignment = _amass_assignment(config, manual_dir)
+    sources = assignment.sequences(subject_index)
+    shape = amass_subjects.subject_shape(sources[0])
+  else:
+    sources = list(config.families or motions.FAMILIES)
   examples, rejected = [], []
   seconds = {'subject': 0.0, 'labels': 0.0, 'render': 0.0}
   with tempfile.TemporaryDirectory(prefix='odah_subject_') as tmp:
     sid = subject_id(subject_index)
-    subject = labels.make_subject(body, sid, rng, pathlib.Path(tmp), label_config)
+    subject = labels.make_subject(body, sid, rng, pathlib.Path(tmp), label_config, shape=shape)
     seconds['subject'] = time.perf_counter() - start
     attempts = config.clips_per_subject + EXTRA_CLIP_ATTEMPTS
-    for k, family in enumerate(_family_order(families, rng, attempts)):
+    for k, source in enumerate(_family_order(sources, rng, attempts)):
       if len(examples) == config.clips_per_subject:
         break
+      family = 'amass' if config.motion == 'amass' else source
       clip_id = f'{sid}_{k:02d}_{family}'
       # One generator per clip attempt: a rejected clip does not shift later draws.
       clip_rng = np.random.default_rng((config.seed, subject_index, k))
       tick = time.perf_counter()
       try:
-        clip = labels.make_clip(subject, clip_id, family, clip_rng, label_config)
+        if config.motion == 'amass':
+          clip = labels.make_amass_clip(subject, clip_id, source, clip_rng, label_config,
+                                        amass_root=assignment.root)
+        else:
+          clip = labels.make_clip(subject, clip_id, family, clip_rng, label_config)
       except labels.ClipRejected as e:
         rejected.append(str(e))
         logging.warning('ODAH: %s', e)

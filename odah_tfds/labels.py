@@ -6,12 +6,15 @@ Per subject (`make_subject`):
   2. OpenSim `ScaleTool` on the project model (marker-pair measurements, then
      marker placement): a scaled `.osim` and the per-body scale factors (22, 3)
      relative to the generic model, which is what BANet predicts.
-Per clip (`make_clip`):
+Per clip (`make_clip`, procedural; `make_amass_clip`, AMASS on SMPL-X):
   3. sample a motion (default: the procedural library) planted on the floor for
-     the scaled skeleton, retarget it onto the body, pose the mesh (T frames);
-  4. inverse kinematics of the virtual markers on the scaled model (the batched
-     JAX solver by default, OpenSim's `InverseKinematicsTool` as the reference),
-     giving all coordinates per frame and per-marker residuals; the subject model's
+     the scaled skeleton, retarget it onto the body, pose the mesh (T frames)
+     (`frames_from_motion`); or take a window of an AMASS sequence, resampled to the
+     clip rate, and pose the SMPL-X subject with it natively (`amass_frames`);
+  4. (`label_frames`, for any posed frames) inverse kinematics of the virtual markers
+     on the scaled model (the batched JAX solver by default, OpenSim's
+     `InverseKinematicsTool` as the reference), giving all coordinates per frame and
+     per-marker residuals; the subject model's
      joint angles are clamped to their ranges, so both solvers keep every angle
      inside them;
   5. the skeleton layer's 44 BANet points (22 mass centres + 22 joint centres,
@@ -20,6 +23,12 @@ Per clip (`make_clip`):
      predecessor D3KE's gate) are flagged; a clip with more than
      `max_flagged_fraction` of its frames flagged, or whose IK did not give
      finite coordinates, is reported and not written.
+
+AMASS clips have no project-model coordinates of their own: their `ClipLabels.motion`
+is a `Motion` of family 'amass' whose coordinates are the IK result (the same array as
+`ClipLabels.coordinates`; params['coordinates_source'] == 'ik'), and whose params name
+the source file (relative to the AMASS root), the window's first frame at the clip rate,
+the file's frame rate and the placement applied (see `amass_frames`).
 
 Nothing here imports TensorFlow: the renderer (next stage) runs in TF-free
 processes and the TFDS builder calls this module through them.
@@ -37,6 +46,7 @@ import time
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from banet_jax import opensim_io
 from banet_jax.skeleton import forward_kinematics, load_osim
@@ -159,6 +169,16 @@ def _floor_shift(frames: body_base.BodyFrames) -> body_base.BodyFrames:
                              markers=frames.markers + shift, root_translation=root)
 
 
+def frames_from_motion(subject: SubjectLabels, motion: motion_lib.Motion
+                       ) -> body_base.BodyFrames:
+  """A project-coordinate motion retargeted onto the subject's body, posed and shifted
+  onto the floor (the motion is planted for the scaled skeleton: translation scale 1)."""
+  body = subject.body
+  calibration = dataclasses.replace(body.calibration(subject.shape), translation_scale=1.0)
+  poses, roots = body.retarget(subject.shape, motion.coordinates, calibration)
+  return _floor_shift(body.pose(subject.shape, poses, roots))
+
+
 def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.Generator,
               config: LabelConfig, generic_model: str = DEFAULT_MODEL_PATH) -> ClipLabels:
   """Motion -> mesh -> virtual markers -> IK -> labels. Raises ClipRejected on a failed gate."""
@@ -170,12 +190,42 @@ def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.
                                     skeleton=skel, scales=scales)
   timings['motion'] = time.perf_counter() - start
   start = time.perf_counter()
-  body = subject.body
-  calibration = dataclasses.replace(body.calibration(subject.shape), translation_scale=1.0)
-  poses, roots = body.retarget(subject.shape, motion.coordinates, calibration)
-  frames = _floor_shift(body.pose(subject.shape, poses, roots))
+  frames = frames_from_motion(subject, motion)
   timings['body'] = time.perf_counter() - start
+  return label_frames(subject, clip_id, frames, config, motion=motion,
+                      generic_model=generic_model, timings=timings)
 
+
+def label_frames(subject: SubjectLabels, clip_id: str, frames: body_base.BodyFrames,
+                 config: LabelConfig, motion: motion_lib.Motion | None = None,
+                 family: str | None = None, params: dict | None = None,
+                 generic_model: str = DEFAULT_MODEL_PATH,
+                 timings: dict[str, float] | None = None) -> ClipLabels:
+  """Labels of already-posed frames: IK -> quality gates -> BANet points -> ClipLabels.
+
+  Args:
+    subject: the subject the frames were posed for (its scaled model is fitted).
+    clip_id: the clip's name.
+    frames: T posed frames (world frame, on the floor) with the 63 virtual markers.
+    config: fps, IK solver and gates.
+    motion: the project-coordinate motion that drove the frames; None for a source
+      without one (AMASS): a `Motion(family, config.fps, IK coordinates, params)` is
+      made after IK (see the module docstring).
+    family, params: that Motion's family (e.g. 'amass') and parameters; give them
+      exactly when motion is None.
+    generic_model: the generic project model (BANet points use it with the scales).
+    timings: seconds per stage so far (this adds the IK's); None: a new dict.
+
+  Returns:
+    ClipLabels. Raises ClipRejected when IK is not finite or too many frames fail the
+    marker-RMS gate.
+  """
+  if (motion is None) == (family is None):
+    raise ValueError('give the motion that drove the frames, or (for a source without '
+                     'project coordinates) its family and params')
+  timings = {} if timings is None else timings
+  skel = load_osim(generic_model)
+  scales = subject.scaling.scale_factors
   scaled = load_osim(subject.scaling.scaled_model_path)
   names = list(frames.marker_names)
   targets = frames.markers.astype(np.float64)
@@ -213,6 +263,10 @@ def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.
       }
   if not np.all(np.isfinite(coords)):
     raise ClipRejected(f'{clip_id}: IK gave non-finite coordinates')
+  if motion is None:
+    motion = motion_lib.Motion(family=family, fps=config.fps, coordinates=coords,
+                               coordinate_names=tuple(scaled.coordinate_names),
+                               params={**(params or {}), 'coordinates_source': 'ik'})
   rms = np.sqrt(np.nanmean(errors ** 2, axis=1))
   flagged = rms > config.rms_gate_m
   if flagged.mean() > config.max_flagged_fraction:
@@ -229,6 +283,107 @@ def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.
                     marker_errors=errors, rms=rms, flagged=flagged, points=points,
                     model_markers=model_markers, outside_limits=outside, timings=timings,
                     reference=reference)
+
+
+def amass_frames(subject: SubjectLabels, clip, start: int, num_frames: int
+                 ) -> tuple[body_base.BodyFrames, dict[str, Any]]:
+  """Frames start .. start + num_frames - 1 of an AMASS clip posed on a SMPL-X subject.
+
+  The poses are SMPL-X's own (`SmplxPose.from_amass`, the z-up mocap frame); only the
+  placement changes: the window is turned about the vertical so that the pelvis faces
+  +x in its first frame, moved so that the pelvis starts above the world origin, and
+  shifted vertically so that its lowest vertex is on the floor -- as the procedural
+  motions start (pelvis_tx/tz and pelvis_rotation then stay near their defaults, far
+  from their +-10 m / +-180 deg limits).
+
+  Args:
+    subject: a subject of the SMPL-X backend.
+    clip: an `AmassClip` at the label rate.
+    start, num_frames: the window, in frames of `clip`.
+
+  Returns:
+    (BodyFrames, placement dict: 'heading_deg' = the turn applied, 'origin_m' = the
+    first frame's native pelvis position (world x, z) that was moved to the origin).
+  """
+  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
+  body = subject.body
+  if not isinstance(body, smplx_body.SmplxBody):
+    raise TypeError(f'AMASS clips drive the SMPL-X backend, not {body.name!r}')
+  if not 0 <= start <= clip.num_frames - num_frames:
+    raise ValueError(f'window {start}..{start + num_frames - 1} is outside the clip\'s '
+                     f'{clip.num_frames} frames')
+  window = slice(start, start + num_frames)
+  pose = smplx_body.SmplxPose.from_amass(clip.poses[window], clip.transl[window], up_axis='z')
+  to_world = smplx_body.UP_AXIS_TO_WORLD['z']
+  roots = body.native_root_translation(subject.shape, pose)  # (T, 3) world
+  root_rotation = Rotation.from_rotvec(pose.global_orient[0]).as_matrix()
+  forward = to_world @ root_rotation @ np.array([0.0, 0.0, 1.0])  # the body faces native +z
+  heading = float(np.arctan2(forward[2], forward[0]))
+  turn = Rotation.from_rotvec([0.0, heading, 0.0]).as_matrix()  # about world y: forward -> +x
+  origin = np.array([roots[0, 0], 0.0, roots[0, 2]])
+  roots = (roots - origin) @ turn.T
+  # The same turn about the mocap frame's vertical, applied to the root orientation.
+  turn_native = to_world.T @ turn @ to_world
+  orient = Rotation.from_matrix(
+      turn_native @ Rotation.from_rotvec(pose.global_orient).as_matrix()).as_rotvec()
+  pelvis = body.native_root_translation(subject.shape, dataclasses.replace(
+      pose, transl=np.zeros_like(pose.transl)))
+  pose = dataclasses.replace(pose, global_orient=orient, transl=(roots - pelvis) @ to_world)
+  frames = _floor_shift(body.pose(subject.shape, pose, roots))
+  return frames, {'heading_deg': float(np.degrees(heading)),
+                  'origin_m': [float(origin[0]), float(origin[2])]}
+
+
+def make_amass_clip(subject: SubjectLabels, clip_id: str, source, rng: np.random.Generator,
+                    config: LabelConfig, amass_root=None, start_frame: int | None = None,
+                    generic_model: str = DEFAULT_MODEL_PATH) -> ClipLabels:
+  """An AMASS window on a SMPL-X subject -> virtual markers -> IK -> labels.
+
+  Args:
+    subject: a subject of the SMPL-X backend (e.g. `make_subject(..., shape=` the
+      sequence's own `SmplxSubject`)).
+    clip_id: the clip's name.
+    source: path of an AMASS SMPL-X `*_stageii.npz`, or an `AmassClip` at `config.fps`.
+    rng: draws the window's first frame (uniform over the windows that fit) unless
+      `start_frame` is given.
+    config: `clip_frames` frames at `fps` (the file is resampled to it).
+    amass_root: the AMASS folder; the record names the file relative to it (else by
+      its file name).
+    start_frame: first frame of the window at `config.fps`.
+
+  Returns:
+    ClipLabels (motion family 'amass', see the module docstring).
+
+  Raises:
+    ClipRejected: the sequence is shorter than `clip_frames` at `fps`, or a gate failed.
+    motions.ManualFilesError: the file is missing or not an AMASS SMPL-X file.
+  """
+  timings = {}
+  start = time.perf_counter()
+  if isinstance(source, motion_lib.AmassClip):
+    clip = source
+    if not np.isclose(clip.fps, config.fps):
+      raise ValueError(f'the AmassClip is at {clip.fps} fps, the labels at {config.fps}')
+  else:
+    clip = motion_lib.load_amass_clip(source, fps=config.fps)
+  name = pathlib.Path(clip.source)
+  if amass_root is not None:
+    name = name.resolve().relative_to(pathlib.Path(amass_root).resolve())
+  name = name.as_posix() if amass_root is not None else name.name
+  if clip.num_frames < config.clip_frames:
+    raise ClipRejected(f'{clip_id}: {name} has {clip.num_frames} frames at {config.fps:g} fps, '
+                       f'fewer than the {config.clip_frames} of a clip')
+  first = (int(rng.integers(clip.num_frames - config.clip_frames + 1)) if start_frame is None
+           else int(start_frame))
+  timings['motion'] = time.perf_counter() - start
+  start = time.perf_counter()
+  frames, placement = amass_frames(subject, clip, first, config.clip_frames)
+  timings['body'] = time.perf_counter() - start
+  params = {'source': name, 'start_frame': first, 'fps': float(config.fps),
+            'source_fps': float(clip.source_fps), 'num_frames': config.clip_frames,
+            'gender': clip.gender, **placement}
+  return label_frames(subject, clip_id, frames, config, family='amass', params=params,
+                      generic_model=generic_model, timings=timings)
 
 
 def clip_record(subject: SubjectLabels, clip: ClipLabels) -> dict[str, np.ndarray]:

@@ -19,6 +19,20 @@ largest differences to OpenSim's IK on the same frames.
 
 Runs offline with the free defaults (anny bodies, procedural motions, the project
 model). Deterministic: the same --seed gives the same subjects and clips.
+
+Licensed inputs, supplied by the user (never downloaded):
+
+    python -m odah_tfds.make_subjects --body=smplx --smplx_dir=~/smplx --out=/tmp/odah_smplx
+    python -m odah_tfds.make_subjects --body=smplx --smplx_dir=~/smplx \
+        --amass_dir=~/amass --num_subjects=2 --out=/tmp/odah_amass
+
+--body=smplx: SMPL-X bodies from SMPLX_{NEUTRAL,MALE,FEMALE}.npz in --smplx_dir (betas
+sampled), driven by the procedural motions. --amass_dir (needs --body=smplx): motions
+are windows of AMASS SMPL-X sequences (<dataset>/<subject>/<sequence>_stageii.npz)
+resampled to --fps, posed natively; subject s takes the AMASS person (folder) that
+`odah_tfds.amass_subjects.assign` gives it (all subjects in 'train') and that person's
+own body (gender and betas of its first sequence). Missing or invalid files stop the run
+with a message naming the expected path and where to register for the files.
 """
 
 from __future__ import annotations
@@ -44,36 +58,80 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
 _PLOT = flags.DEFINE_bool('plot', False, 'Write a PNG per clip (mesh + fitted skeleton).')
 _OPENSIM_LOG = flags.DEFINE_enum('opensim_log', 'warn', ['info', 'warn', 'error'],
                                  "OpenSim's log level (its tools print every step at 'info').")
+_BODY = flags.DEFINE_enum('body', 'anny', ['anny', 'smplx'],
+                          'Body model: anny (free) or smplx (model files in --smplx_dir).')
+_SMPLX_DIR = flags.DEFINE_string('smplx_dir', None,
+                                 'Folder with SMPLX_{NEUTRAL,MALE,FEMALE}.npz (--body=smplx).')
+_AMASS_DIR = flags.DEFINE_string('amass_dir', None,
+                                 'AMASS SMPL-X folder (<dataset>/<subject>/*_stageii.npz): '
+                                 'motions from AMASS instead of the procedural families '
+                                 '(needs --body=smplx).')
 
 
-def _family_order(families, rng: np.random.Generator, count: int) -> list[str]:
-  """Cycle through the families from a random start, so a few clips cover many."""
+def _family_order(families, rng: np.random.Generator, count: int) -> list:
+  """Cycle through the families (or AMASS sequences) from a random start, so a few clips
+  cover many."""
   start = int(rng.integers(len(families)))
   return [families[(start + k) % len(families)] for k in range(count)]
 
 
+def _make_body(body: str, smplx_dir):
+  if body == 'anny':
+    if smplx_dir is not None:
+      raise ValueError('--smplx_dir is for --body=smplx')
+    from odah_tfds.body.anny_body import AnnyBody  # pylint: disable=g-import-not-at-top
+    return AnnyBody()
+  if body != 'smplx':
+    raise ValueError(f"body must be 'anny' or 'smplx', got {body!r}")
+  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
+  if smplx_dir is None:
+    raise ValueError('--body=smplx needs --smplx_dir=DIR holding '
+                     f'{", ".join(smplx_body.SMPLX_FILES.values())} (licensed: register at '
+                     f'{smplx_body.SMPLX_REGISTRATION_URL}, download "SMPL-X v1.1 (NPZ+PKL)")')
+  return smplx_body.SmplxBody(pathlib.Path(smplx_dir).expanduser())
+
+
 def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool = False,
-        log=print) -> dict:
-  """Generate `num_subjects` subjects into `out`; returns the summary dict."""
+        log=print, body: str = 'anny', smplx_dir=None, amass_dir=None) -> dict:
+  """Generate `num_subjects` subjects into `out`; returns the summary dict.
+
+  body: 'anny' or 'smplx' (model files in `smplx_dir`); amass_dir: an AMASS SMPL-X
+  folder, whose sequences then replace the procedural families (body='smplx' only).
+  Raises ValueError or `body.base.ManualFilesError` (missing / invalid files).
+  """
   # Imported here so `--help` answers without loading torch, anny or JAX.
+  from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
   from odah_tfds import labels  # pylint: disable=g-import-not-at-top
   from odah_tfds import motions  # pylint: disable=g-import-not-at-top
-  from odah_tfds.body.anny_body import AnnyBody  # pylint: disable=g-import-not-at-top
 
   families = list(config.families or motions.FAMILIES)
   unknown = sorted(set(families) - set(motions.FAMILIES))
   if unknown:
     raise ValueError(f'unknown motion families {unknown}; choose from {sorted(motions.FAMILIES)}')
+  assignment = None
+  if amass_dir is not None:
+    if body != 'smplx':
+      raise ValueError('--amass_dir poses SMPL-X bodies natively: it needs --body=smplx')
+    # All subjects in one split: every AMASS person folder is available to them.
+    assignment = amass_subjects.assign(pathlib.Path(amass_dir).expanduser(),
+                                       (num_subjects, 0, 0), seed)
+    if smplx_dir is not None:
+      amass_subjects.check_files(assignment, pathlib.Path(smplx_dir).expanduser())
+  body_model = _make_body(body, smplx_dir)
   out.mkdir(parents=True, exist_ok=True)
   start_all = time.perf_counter()
-  body = AnnyBody()
   written, rejected, rms_all, subject_rows, comparisons = [], [], [], [], []
   stage_seconds: dict[str, float] = {'scaling': 0.0}
   outside_total = flagged_total = frames_total = 0
   for s in range(num_subjects):
     rng = np.random.default_rng([seed, s])
     subject_id = f'S{s:03d}'
-    subject = labels.make_subject(body, subject_id, rng, out / subject_id, config)
+    sources, shape = families, None
+    if assignment is not None:
+      sources = assignment.sequences(s)
+      shape = amass_subjects.subject_shape(sources[0])
+    subject = labels.make_subject(body_model, subject_id, rng, out / subject_id, config,
+                                  shape=shape)
     stage_seconds['scaling'] += subject.scaling.seconds
     subject_rows.append({'subject': subject_id, 'stature_m': subject.stature,
                          'mass_kg': subject.mass,
@@ -82,10 +140,15 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
     log(f'[{s + 1}/{num_subjects}] {subject_id}: stature {subject.stature:.3f} m, mass '
         f'{subject.mass:.1f} kg, scaling marker RMS '
         f'{subject.scaling.marker_residual_rms * 100:.2f} cm ({subject.seconds:.1f} s)')
-    for k, family in enumerate(_family_order(families, rng, config.clips_per_subject)):
+    for k, source in enumerate(_family_order(sources, rng, config.clips_per_subject)):
+      family = 'amass' if assignment is not None else source
       clip_id = f'{subject_id}_{k:02d}_{family}'
       try:
-        clip = labels.make_clip(subject, clip_id, family, rng, config)
+        if assignment is not None:
+          clip = labels.make_amass_clip(subject, clip_id, source, rng, config,
+                                        amass_root=assignment.root)
+        else:
+          clip = labels.make_clip(subject, clip_id, family, rng, config)
       except labels.ClipRejected as e:
         rejected.append(str(e))
         log(f'    rejected: {e}')
@@ -105,6 +168,8 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
               f'{clip.rms.mean() * 100:.2f} cm, max {clip.rms.max() * 100:.2f} cm, '
               f'{int(clip.flagged.sum())} frames > gate, {clip.outside_limits} values outside '
               'limits, ' + ', '.join(f'{n} {t:.1f} s' for n, t in clip.timings.items()))
+      if assignment is not None:
+        line += f" ({clip.motion.params['source']} from frame {clip.motion.params['start_frame']})"
       if clip.reference:
         comparisons.append({'clip': clip_id, **{k: v for k, v in clip.reference.items()
                                                  if not isinstance(v, np.ndarray)}})
@@ -121,7 +186,8 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
       'coordinate_values_outside_limits': outside_total,
       'stage_seconds': stage_seconds, 'total_seconds': time.perf_counter() - start_all,
       'subject_rows': subject_rows, 'jax_vs_opensim': comparisons,
-      'ik': config.ik, 'seed': seed,
+      'ik': config.ik, 'seed': seed, 'body': body,
+      'motions': 'amass' if assignment is not None else 'procedural',
   }
   (out / 'summary.json').write_text(json.dumps(summary, indent=2))
   log(f'\n{num_subjects} subjects, {len(written)} clips written, {len(rejected)} rejected, '
@@ -138,6 +204,7 @@ def main(argv):
   del argv
   import opensim  # pylint: disable=g-import-not-at-top
   from odah_tfds import labels  # pylint: disable=g-import-not-at-top
+  from odah_tfds.body import base  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString(_OPENSIM_LOG.value)
   config = labels.LabelConfig(fps=_FPS.value, clip_frames=_FRAMES.value,
                               clips_per_subject=_CLIPS.value,
@@ -145,8 +212,9 @@ def main(argv):
                               ik=_IK.value)
   try:
     run(_NUM_SUBJECTS.value, pathlib.Path(_OUT.value), config, seed=_SEED.value,
-        plot=_PLOT.value)
-  except ValueError as e:
+        plot=_PLOT.value, body=_BODY.value, smplx_dir=_SMPLX_DIR.value,
+        amass_dir=_AMASS_DIR.value)
+  except (ValueError, base.ManualFilesError) as e:
     sys.exit(f'error: {e}')
 
 

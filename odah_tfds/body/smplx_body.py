@@ -25,8 +25,15 @@ Markers: the documented landmark search (`markers.find_landmark_vertices`) runs 
 backend instance on the zero-shape template of the reference model file (NEUTRAL if
 present, else MALE, else FEMALE); the same vertex ids then serve every subject and
 gender. Published SMPL-X marker layouts (MoSh++/SOMA) are part of licensed
-distributions and are not copied here. Hip and shoulder joint centres are the model's
-hip / shoulder joints, the other joint centres landmark midpoints (see markers.py).
+distributions and are not copied here. As on anny (`JOINT_CENTRES`, `CARRY`):
+* all joint centres are the model's own joints, i.e. the points its mesh rotates about
+  (HJC, KJC, AJC, SJC, EJC, WJC = hip, knee, ankle, shoulder, elbow, wrist;
+  `joint_centres='rig'`), not landmark midpoints;
+* the bony landmarks (`markers.BONY_SEGMENTS`) are carried rigidly by the SMPL-X joint
+  that moves their project body (`SEGMENT_JOINTS`; `carry='bony'`): the landmark
+  vertex of the subject's shaped zero-pose mesh moved by that joint's LBS transform
+  (`_carried_points`). Linear-blend skinning moves skin near a joint partly with the
+  next segment; a bone does not. In the zero pose carried points and vertices coincide.
 """
 
 from __future__ import annotations
@@ -87,6 +94,18 @@ BETA_TRUNCATION = 2.5
 NUM_EXPRESSION = 10
 # Frames posed per smplx call (the smplx module is built for this batch size).
 POSE_CHUNK = 64
+# Joint-centre markers KJC, AJC, EJC, WJC: the model's joints ('rig') rather than landmark
+# midpoints ('landmarks'); see `markers.marker_definitions`.
+JOINT_CENTRES = 'rig'
+# Bony landmarks ride on the joint of their project body ('bony'), or are the skinned
+# vertices themselves ('none').
+CARRY = 'bony'
+# The SMPL-X joint whose transform carries each project body's bony landmarks (sided
+# joints get 'left_' / 'right_'). SMPL-X has one forearm joint (the elbow): it carries
+# the radius and ulna landmarks, pro/supination included.
+SEGMENT_JOINTS = {'pelvis': 'pelvis', 'torso': 'spine3', 'femur': 'hip', 'tibia': 'knee',
+                  'foot': 'ankle', 'humerus': 'shoulder', 'ulna': 'elbow', 'radius': 'elbow',
+                  'hand': 'wrist'}
 
 
 class SmplxModelFilesError(base.ManualFilesError):
@@ -292,6 +311,8 @@ class SmplxBody(base.BodyModel):
     model_dir: folder with SMPLX_{NEUTRAL,MALE,FEMALE}.npz (at least one).
     marker_vertices: optional name -> vertex id for `markers.SURFACE_LANDMARKS`,
       overriding the landmark search.
+    joint_centres: 'rig' (default) or 'landmarks' (`markers.marker_definitions`).
+    carry: 'bony' (default) or 'none' (`markers.marker_definitions`).
 
   Raises:
     SmplxModelFilesError: the folder holds none of the model files, or a present one is
@@ -300,13 +321,12 @@ class SmplxBody(base.BodyModel):
 
   NATIVE_TO_WORLD = SMPLX_Y_UP_TO_WORLD
 
-  def __init__(self, model_dir, marker_vertices: Mapping[str, int] | None = None):
+  def __init__(self, model_dir, marker_vertices: Mapping[str, int] | None = None,
+               joint_centres: str = JOINT_CENTRES, carry: str = CARRY):
     import torch  # pylint: disable=g-import-not-at-top
     self._torch = torch
     self.model_dir = pathlib.Path(model_dir)
-    present = [g for g, f in SMPLX_FILES.items() if (self.model_dir / f).is_file()]
-    if not present:
-      raise SmplxModelFilesError(_missing_message(self.model_dir / SMPLX_FILES['neutral']))
+    present = check_model_dir(self.model_dir)
     self._shapes = {g: check_model_file(self.model_dir / SMPLX_FILES[g]) for g in present}
     self.genders = tuple(present)
     self._reference_gender = present[0]  # dict order: neutral, male, female
@@ -328,7 +348,12 @@ class SmplxBody(base.BodyModel):
     self.marker_vertices = dict(marker_vertices)
     self.marker_definitions = mk.marker_definitions(
         self.marker_vertices, shoulder_joints=('shoulder_r', 'shoulder_l'),
-        hip=('hip_r', 'hip_l'))
+        hip=('hip_r', 'hip_l'), joint_centres=joint_centres, carry=carry)
+    # (vertex, segment, carrying joint index) of the carried markers.
+    self._carried = tuple((v, seg, self._segment_joint(seg))
+                          for v, seg in sorted(mk.carried_vertices(self.marker_definitions)))
+    # Per subject: its zero-pose joints (55, 3) and carried vertices (K, 3), native frame.
+    self._rest: dict[SmplxSubject, tuple[np.ndarray, np.ndarray]] = {}
 
   # ---- files and models --------------------------------------------------------------------
   def model_path(self, gender: str) -> pathlib.Path:
@@ -399,14 +424,19 @@ class SmplxBody(base.BodyModel):
       if len(roots) != t:
         raise ValueError(f'root_translation has {len(roots)} frames, the poses {t}')
     verts, joints = self._forward(shape, native_poses)
+    carried = self._carried_points(shape, native_poses)
     n = UP_AXIS_TO_WORLD[native_poses.up_axis]
     if roots is not None:
-      verts = (verts - joints[:, :1]) @ n.T + roots[:, None]
-      joints = (joints - joints[:, :1]) @ n.T + roots[:, None]
+      origin = joints[:, :1]
+      verts = (verts - origin) @ n.T + roots[:, None]
+      carried = (carried - origin) @ n.T + roots[:, None]
+      joints = (joints - origin) @ n.T + roots[:, None]
     else:
-      verts, joints = verts @ n.T, joints @ n.T
+      verts, joints, carried = verts @ n.T, joints @ n.T, carried @ n.T
     rig_joints = {j: joints[:, i] for j, i in self._joint_index.items()}
-    markers = mk.evaluate_markers(self.marker_definitions, self.marker_names, verts, rig_joints)
+    carried = {(v, seg): carried[:, k] for k, (v, seg, _) in enumerate(self._carried)}
+    markers = mk.evaluate_markers(self.marker_definitions, self.marker_names, verts, rig_joints,
+                                  carried=carried)
     return base.BodyFrames(vertices=verts.astype(np.float32), markers=markers.astype(np.float32),
                            marker_names=self.marker_names, faces=self._faces,
                            body_model=self.name, shape=shape, native_poses=native_poses,
@@ -434,6 +464,57 @@ class SmplxBody(base.BodyModel):
         verts.append(out.vertices[:n].double().numpy())
         joints.append(out.joints[:n, :NUM_JOINTS].double().numpy())
     return np.concatenate(verts), np.concatenate(joints)
+
+  def _segment_joint(self, segment: str) -> int:
+    """Index of the SMPL-X joint carrying a project body's landmarks ('humerus_r')."""
+    body, side = (segment[:-2], segment[-1]) if segment[-2:] in ('_r', '_l') else (segment, '')
+    if body not in SEGMENT_JOINTS:
+      raise ValueError(f'no SMPL-X joint carries segment {segment!r}; known: '
+                       f'{sorted(SEGMENT_JOINTS)}')
+    prefix = {'r': 'right_', 'l': 'left_', '': ''}[side]
+    return JOINT_NAMES.index(prefix + SEGMENT_JOINTS[body])
+
+  def _rest_state(self, shape: SmplxSubject) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pose joints (55, 3) and carried marker vertices (K, 3) of `shape`, native
+    frame, zero translation (float64; cached per subject). At the zero pose the pose
+    correctives vanish and every LBS transform is the identity, so these are the
+    shaped template's regressed joints and vertices."""
+    if shape not in self._rest:
+      verts, joints = self._forward(shape, SmplxPose.rest(1))
+      vertex = np.array([v for v, _, _ in self._carried], np.int64)
+      self._rest[shape] = (joints[0], verts[0, vertex])
+    return self._rest[shape]
+
+  def _carried_points(self, shape: SmplxSubject, p: SmplxPose) -> np.ndarray:
+    """(T, K, 3) native positions of the carried marker vertices: each rest vertex moved
+    by its carrying joint's rigid LBS transform (SMPL-X's kinematic chain on the
+    subject's zero-pose joints), plus the translation, as smplx places joints."""
+    t = p.num_frames
+    if not self._carried:
+      return np.zeros((t, 0, 3))
+    rest_joints, rest_vertices = self._rest_state(shape)
+    n = 1 + NUM_BODY_JOINTS  # the carrying joints are all body joints
+    rotvecs = np.concatenate([p.global_orient[:, None], p.body_pose.reshape(t, -1, 3)], axis=1)
+    local = Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(t, n, 3, 3)
+    rot = np.empty_like(local)
+    pos = np.empty((t, n, 3))
+    rot[:, 0], pos[:, 0] = local[:, 0], rest_joints[0]
+    for j in range(1, n):
+      parent = PARENTS[j]
+      rot[:, j] = rot[:, parent] @ local[:, j]
+      pos[:, j] = pos[:, parent] + rot[:, parent] @ (rest_joints[j] - rest_joints[parent])
+    joint = np.array([j for _, _, j in self._carried], np.int64)
+    offsets = rest_vertices - rest_joints[joint]  # (K, 3)
+    return (np.einsum('tkij,kj->tki', rot[:, joint], offsets) + pos[:, joint]
+            + p.transl[:, None])
+
+  def native_root_translation(self, shape: SmplxSubject, native_poses: SmplxPose
+                              ) -> np.ndarray:
+    """(T, 3) world position of the pelvis joint under SMPL-X's own placement (what
+    `pose(shape, native_poses)` gives it): NATIVE_TO_WORLD(up_axis) @ (zero-pose
+    pelvis joint + transl); the root joint is not moved by its own rotation."""
+    pelvis = self._rest_state(shape)[0][0]
+    return (pelvis + native_poses.transl) @ UP_AXIS_TO_WORLD[native_poses.up_axis].T
 
   # ---- rest geometry, calibration, retargeting -----------------------------------------------
   def rest_geometry(self, gender: str | None = None) -> mk.RestGeometry:
@@ -475,6 +556,34 @@ class SmplxBody(base.BodyModel):
   def pose_motion(self, shape: SmplxSubject, motion_coordinates) -> base.BodyFrames:
     poses, roots = self.retarget(shape, motion_coordinates)
     return self.pose(shape, poses, roots)
+
+
+def check_model_dir(model_dir, genders: Sequence[str] | None = None) -> tuple[str, ...]:
+  """The genders whose model files are present in `model_dir` (validated).
+
+  Args:
+    model_dir: the folder that should hold SMPLX_{NEUTRAL,MALE,FEMALE}.npz.
+    genders: genders that must be present; None: at least one, any.
+
+  Raises:
+    SmplxModelFilesError: a required file (or, with genders=None, every file) is
+      missing, or a present file is not a valid SMPL-X .npz; the message names the
+      expected path and where to get it.
+  """
+  model_dir = pathlib.Path(model_dir)
+  present = tuple(g for g, f in SMPLX_FILES.items() if (model_dir / f).is_file())
+  if genders is None:
+    if not present:
+      raise SmplxModelFilesError(_missing_message(model_dir / SMPLX_FILES['neutral']))
+  else:
+    for g in genders:
+      if g not in SMPLX_FILES:
+        raise ValueError(f'gender must be one of {tuple(SMPLX_FILES)}, got {g!r}')
+      if g not in present:
+        raise SmplxModelFilesError(_missing_message(model_dir / SMPLX_FILES[g]))
+  for g in present:
+    check_model_file(model_dir / SMPLX_FILES[g])
+  return present
 
 
 def required_files(model_dir, genders: Sequence[str] = tuple(SMPLX_FILES)) -> list[pathlib.Path]:

@@ -37,11 +37,20 @@ coordinates, body-segment scale factors and BANet's 44 points, obtained by OpenS
 scaling and inverse kinematics of virtual markers on the mesh (Lin et al., arXiv
 2402.13172). Rendered with pyrender from two calibrated, roughly orthogonal views."""
 
-MANUAL_INSTRUCTIONS = """Optional. Put under the manual directory (default
+MANUAL_INSTRUCTIONS = """Optional for the anny configs (tiny, small, paper, smoke);
+required by smplx and smplx_amass. Put under the manual directory (default
 ~/tensorflow_datasets/downloads/manual/, or --manual_dir):
   backgrounds/   your own background images (.png/.jpg/.jpeg); other files are skipped
                  with a warning. Without it, backgrounds are procedural.
-Nothing licensed is ever downloaded by this builder."""
+  smplx/         SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz (configs smplx,
+                 smplx_amass). Licensed: register at https://smpl-x.is.tue.mpg.de,
+                 download "SMPL-X v1.1 (NPZ+PKL)" and copy its .npz files here.
+  amass/         <dataset>/<subject>/<sequence>_stageii.npz (config smplx_amass).
+                 Licensed: register at https://amass.is.tue.mpg.de, download the
+                 "SMPL-X N" (or "SMPL-X G") archives of the datasets you want and
+                 extract them here.
+Nothing licensed is ever downloaded by this builder; a config whose files are missing
+stops before writing anything, naming the file it expected."""
 
 
 @dataclasses.dataclass
@@ -76,6 +85,18 @@ CONFIGS = [
             'frames, 64x64 images, 32x32 crops.',
             subjects=(1, 1, 1), clips_per_subject=1, clip_frames=8, image_size=(64, 64),
             crop_size=32, families=('squat', 'arm_flexion', 'walking')),
+    _config('smplx', 'SMPL-X bodies (your model files in manual_dir/smplx/, betas sampled) '
+            'with the procedural motions; sizes of `small`: 40 subjects (32/4/4), 4 clips of '
+            '64 frames, 192x192 images, 64x64 crops.',
+            needs_manual_files=True, body='smplx', subjects=(32, 4, 4), clips_per_subject=4,
+            clip_frames=64, image_size=(192, 192), crop_size=64),
+    _config('smplx_amass', 'SMPL-X bodies driven by AMASS (your SMPL-X files in '
+            'manual_dir/smplx/, AMASS SMPL-X sequences in manual_dir/amass/), resampled to '
+            '60 fps; each subject is an AMASS person with its own body, and no AMASS person '
+            'is in two splits. Sizes of `small`: 40 subjects (32/4/4), 4 clips of 64 frames, '
+            '192x192 images, 64x64 crops.',
+            needs_manual_files=True, body='smplx', motion='amass', subjects=(32, 4, 4),
+            clips_per_subject=4, clip_frames=64, image_size=(192, 192), crop_size=64),
 ]
 
 
@@ -109,6 +130,12 @@ def _manual_dir(dl_manager) -> pathlib.Path | None:
     return None
 
 
+def _expected_manual_dir(dl_manager) -> str:
+  """Where TFDS looked for the manual directory (for error messages)."""
+  path = getattr(dl_manager, '_manual_dir', None)  # TFDS keeps it even when missing
+  return str(path) if path else '~/tensorflow_datasets/downloads/manual'
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for odah."""
 
@@ -129,9 +156,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config = self.builder_config
     manual = _manual_dir(dl_manager)
-    if config.needs_manual_files and manual is None:
-      raise ValueError(f'odah/{config.name} needs licensed files in the manual directory, '
-                       f'which is missing or empty.\n{MANUAL_INSTRUCTIONS}')
+    if config.needs_manual_files:
+      # Before any example or shard: a clear error naming the expected files.
+      try:
+        generate.check_manual_files(config.generation, manual,
+                                    manual_dir_name=_expected_manual_dir(dl_manager))
+      except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f'odah/{config.name}: {e}\n\n{MANUAL_INSTRUCTIONS}') from e
     backgrounds = generate.background_folder(manual)
     self._summary = {'start': time.perf_counter(), 'clips': 0, 'frames': 0, 'rejected': 0}
     self._workers = None
