@@ -16,6 +16,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training workdir or checkpoint folder.',
                                   required=True)
@@ -30,6 +31,8 @@ _EXPORT_CLIPS = flags.DEFINE_integer('export_clips', 3, 'Clips to export as .mot
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
+    logging.set_verbosity(logging.WARNING)
   import opensim  # pylint: disable=g-import-not-at-top
   from banet_jax import checkpoints, evaluation  # pylint: disable=g-import-not-at-top
   from banet_jax import data  # pylint: disable=g-import-not-at-top

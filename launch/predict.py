@@ -18,6 +18,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training workdir or checkpoint folder.',
@@ -54,6 +55,8 @@ def _clips(predictor):
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
+    logging.set_verbosity(logging.WARNING)
   import opensim  # pylint: disable=g-import-not-at-top
   from banet_jax import checkpoints, data, export  # pylint: disable=g-import-not-at-top
   from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
