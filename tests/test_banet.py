@@ -14,6 +14,11 @@ from banet_jax import losses
 from banet_jax.model.banet import BANet, get_config, parameter_summary
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _compile_fast(fast_compile):  # this module compiles much and runs little
+  del fast_compile
+
+
 @pytest.fixture(scope='module')
 def tiny():
   return BANet.create(get_config('tiny'))
@@ -78,7 +83,7 @@ def test_tiny_shapes_and_decoding(tiny):
   frame_vars = jax.jit(tiny.init_frame)(jax.random.key(1, impl='unsafe_rbg'))
   assert (jax.tree.structure(frame_vars['params']['frame'])
           == jax.tree.structure(variables['params']['frame']))
-  raw = tiny.frame.apply(frame_vars, *(x[:, 0] for x in inputs))
+  raw = jax.eval_shape(tiny.frame.apply, frame_vars, *(x[:, 0] for x in inputs))
   assert raw.shape == (2, 102)
   with pytest.raises(ValueError, match='chunks of 16'):
     tiny.sequence.apply(variables, *(x[:, :8] for x in inputs))
