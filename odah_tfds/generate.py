@@ -209,13 +209,6 @@ def _renderer(image_size: tuple[int, int]):
   return _RESOURCES[key]
 
 
-def _family_order(families, rng: np.random.Generator, count: int) -> list:
-  """Cycle through the families (or AMASS sequences) from a random start, so a subject's
-  clips differ."""
-  start = int(rng.integers(len(families)))
-  return [families[(start + k) % len(families)] for k in range(count)]
-
-
 def _json(value) -> str:
   return json.dumps(value, sort_keys=True, default=lambda v: np.asarray(v).tolist())
 
@@ -324,20 +317,17 @@ def generate_subject(config: GenerationConfig, subject_index: int,
     subject = labels.make_subject(body, sid, rng, pathlib.Path(tmp), label_config, shape=shape)
     seconds['subject'] = time.perf_counter() - start
     attempts = config.clips_per_subject + EXTRA_CLIP_ATTEMPTS
-    for k, source in enumerate(_family_order(sources, rng, attempts)):
+    amass_root = assignment.root if config.motion == 'amass' else None
+    for k, source in enumerate(labels.clip_sources(sources, rng, attempts)):
       if len(examples) == config.clips_per_subject:
         break
-      family = 'amass' if config.motion == 'amass' else source
-      clip_id = f'{sid}_{k:02d}_{family}'
+      clip_id = f'{sid}_{k:02d}_{labels.source_family(source, amass_root)}'
       # One generator per clip attempt: a rejected clip does not shift later draws.
       clip_rng = np.random.default_rng((config.seed, subject_index, k))
       tick = time.perf_counter()
       try:
-        if config.motion == 'amass':
-          clip = labels.make_amass_clip(subject, clip_id, source, clip_rng, label_config,
-                                        amass_root=assignment.root)
-        else:
-          clip = labels.make_clip(subject, clip_id, family, clip_rng, label_config)
+        clip = labels.make_source_clip(subject, clip_id, source, clip_rng, label_config,
+                                       amass_root=amass_root)
       except labels.ClipRejected as e:
         rejected.append(str(e))
         logging.warning('ODAH: %s', e)

@@ -386,6 +386,27 @@ def make_amass_clip(subject: SubjectLabels, clip_id: str, source, rng: np.random
                       generic_model=generic_model, timings=timings)
 
 
+def clip_sources(sources, rng: np.random.Generator, count: int) -> list:
+  """`count` clip sources (family names or AMASS files) cycling through `sources` from a
+  random start (one draw of `rng`), so that a subject's clips differ."""
+  start = int(rng.integers(len(sources)))
+  return [sources[(start + k) % len(sources)] for k in range(count)]
+
+
+def source_family(source, amass_root=None) -> str:
+  """The motion family of a clip source: 'amass' for AMASS files, else the family name."""
+  return 'amass' if amass_root is not None else source
+
+
+def make_source_clip(subject: SubjectLabels, clip_id: str, source, rng: np.random.Generator,
+                     config: LabelConfig, amass_root=None) -> ClipLabels:
+  """`make_clip` for a procedural family name; `make_amass_clip` for an AMASS file when
+  `amass_root` (the AMASS folder) is given."""
+  if amass_root is not None:
+    return make_amass_clip(subject, clip_id, source, rng, config, amass_root=amass_root)
+  return make_clip(subject, clip_id, source, rng, config)
+
+
 def clip_record(subject: SubjectLabels, clip: ClipLabels) -> dict[str, np.ndarray]:
   """The stored per-clip record (arrays; strings as 0-d unicode arrays, JSON for dicts)."""
   skel = load_osim(subject.scaling.scaled_model_path)

@@ -68,13 +68,6 @@ _AMASS_DIR = flags.DEFINE_string('amass_dir', None,
                                  '(needs --body=smplx).')
 
 
-def _family_order(families, rng: np.random.Generator, count: int) -> list:
-  """Cycle through the families (or AMASS sequences) from a random start, so a few clips
-  cover many."""
-  start = int(rng.integers(len(families)))
-  return [families[(start + k) % len(families)] for k in range(count)]
-
-
 def _make_body(body: str, smplx_dir):
   if body == 'anny':
     if smplx_dir is not None:
@@ -140,15 +133,12 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
     log(f'[{s + 1}/{num_subjects}] {subject_id}: stature {subject.stature:.3f} m, mass '
         f'{subject.mass:.1f} kg, scaling marker RMS '
         f'{subject.scaling.marker_residual_rms * 100:.2f} cm ({subject.seconds:.1f} s)')
-    for k, source in enumerate(_family_order(sources, rng, config.clips_per_subject)):
-      family = 'amass' if assignment is not None else source
-      clip_id = f'{subject_id}_{k:02d}_{family}'
+    amass_root = assignment.root if assignment is not None else None
+    for k, source in enumerate(labels.clip_sources(sources, rng, config.clips_per_subject)):
+      clip_id = f'{subject_id}_{k:02d}_{labels.source_family(source, amass_root)}'
       try:
-        if assignment is not None:
-          clip = labels.make_amass_clip(subject, clip_id, source, rng, config,
-                                        amass_root=assignment.root)
-        else:
-          clip = labels.make_clip(subject, clip_id, family, rng, config)
+        clip = labels.make_source_clip(subject, clip_id, source, rng, config,
+                                       amass_root=amass_root)
       except labels.ClipRejected as e:
         rejected.append(str(e))
         log(f'    rejected: {e}')
