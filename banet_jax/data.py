@@ -18,7 +18,8 @@ Transform (host side, numpy; per frame, as the official loader):
      differs (bilinear / nearest; the crop meta follows exactly, pixel centres kept);
   2. RGB / 255, normalised with the ImageNet mean and std, then zero outside the mask;
   3. `num_points` query points in the two-view visual hull
-     (`banet_jax.model.sampling.sample_visual_hull_points`), centred by their mean.
+     (`banet_jax.model.sampling.sample_visual_hull_points`), centred by their mean, in
+     the model's `point_order` (random as drawn, or sorted by world height).
 The sampler's generator is `np.random.default_rng((seed, epoch, item, frame))`, so a
 resumed run sees exactly the data it would have seen.
 
@@ -230,29 +231,38 @@ def normalize_images(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
-                 rng: np.random.Generator, ray_step: float = 0.05) -> dict:
+                 rng: np.random.Generator, ray_step: float = 0.05,
+                 point_order: str = 'random') -> dict:
   """The model inputs of one two-view frame (numpy, unbatched, float32): images
   (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3). Needs only the clip's
-  crops, masks, crop_meta and cameras (also used for inference)."""
+  crops, masks, crop_meta and cameras (also used for inference). `point_order`:
+  'random' (as drawn) or 'height' (sorted by world y, lowest first; draws no randomness)."""
   crops, masks, meta = resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
                                     clip['crop_meta'][:, frame], image_size)
   cameras = list(zip(clip['camera_K'], clip['camera_R'], clip['camera_t']))
   hull = sample_visual_hull_points(masks, cameras, meta, num_points, rng, ray_step)
-  query = hull.points_world - hull.points_world.mean(axis=0)
+  points, crop_pixels = hull.points_world, hull.crop_pixels
+  if point_order == 'height':
+    order = np.argsort(points[:, 1], kind='stable')
+    points, crop_pixels = points[order], crop_pixels[:, order]
+  elif point_order != 'random':
+    raise ValueError(f"point_order must be 'random' or 'height', got {point_order!r}")
+  query = points - points.mean(axis=0)
   return {'images': normalize_images(crops, masks),
-          'crop_pixels': np.asarray(hull.crop_pixels, np.float32),
+          'crop_pixels': np.asarray(crop_pixels, np.float32),
           'query_points': query.astype(np.float32)}
 
 
 def frame_example(clip: dict, frame: int, *, image_size: int, num_points: int,
-                  rng: np.random.Generator, ray_step: float = 0.05) -> dict:
+                  rng: np.random.Generator, ray_step: float = 0.05,
+                  point_order: str = 'random') -> dict:
   """One two-view frame of a clip -> the model's inputs and targets (numpy, unbatched).
 
   Returns images (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3),
   coordinates (C,), scales (Bo, 3), points (P, 3); all float32.
   """
   example = frame_inputs(clip, frame, image_size=image_size, num_points=num_points, rng=rng,
-                         ray_step=ray_step)
+                         ray_step=ray_step, point_order=point_order)
   example.update(coordinates=clip['coordinates'][frame].astype(np.float32),
                  scales=clip['scales'].astype(np.float32),
                  points=clip['points'][frame].astype(np.float32))
@@ -282,6 +292,7 @@ class PipelineConfig:
   seed: int = 0
   ray_step: float = 0.05
   clip_cache: int = 16
+  point_order: str = 'random'  # the model's (BANetConfig.point_order)
 
   def __post_init__(self):
     if self.stage not in (1, 2):
@@ -320,7 +331,8 @@ class _Loader:
       rng = np.random.default_rng((c.seed, epoch, int(item), f))
       try:
         out.append(frame_example(clip, start + f, image_size=c.image_size,
-                                 num_points=c.num_points, rng=rng, ray_step=c.ray_step))
+                                 num_points=c.num_points, rng=rng, ray_step=c.ray_step,
+                                 point_order=c.point_order))
       except ValueError as e:
         raise ValueError(f'clip {clip_index}, frame {start + f}: {e}') from e
     if c.stage == 1:

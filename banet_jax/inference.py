@@ -16,6 +16,9 @@ input format (`load_frames_npz`):
   images  (2, T, H, W, 3) uint8 RGB     masks (2, T, H, W) bool or {0, 1}
   K (2, 3, 3)  R (2, 3, 3)  t (2, 3)   world -> camera, metres (banet_jax.geometry)
   fps     scalar, frames per second
+The world frame is OpenSim's ground as in ODAH: metres, y up, floor at y = 0. The predicted
+pelvis orientation is relative to it, and models trained with `point_order='height'`
+order their query points by world y.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class Predictor:
   def _inputs(self, clip: dict, frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = self.net.config
     items = [data.frame_inputs(clip, f, image_size=c.image_size, num_points=c.num_points,
-                               rng=np.random.default_rng((self.seed, f))) for f in frames]
+                               rng=np.random.default_rng((self.seed, f)),
+                               point_order=c.point_order) for f in frames]
     return tuple(np.stack([x[k] for x in items]) for k in ('images', 'crop_pixels',
                                                            'query_points'))
 

@@ -104,6 +104,9 @@ class TrainConfig:
   b1: float = 0.5
   b2: float = 0.999
   grad_clip_norm: float = 0.0  # 0: no clipping
+  # Loss-term weights by term name ('angle', 'point', ...); unset terms keep the
+  # official weights of losses.LossConfig.
+  loss_weights: dict = dataclasses.field(default_factory=dict)
   freeze: str = 'auto'  # 'auto' (stage 2: STAGE2_FROZEN), 'none', or comma-separated prefixes
   init_from: str | None = None  # stage-1 workdir/checkpoint whose 'frame' parameters to load
   # Parallelism.
@@ -139,6 +142,7 @@ class TrainConfig:
     if problems:
       raise ValueError('invalid training config: ' + '; '.join(problems))
     self.model_config()  # validates the preset and overrides
+    self.loss_config()  # validates the loss weights
 
   def model_config(self) -> BANetConfig:
     fields = {f.name: f for f in dataclasses.fields(BANetConfig)}
@@ -148,6 +152,20 @@ class TrainConfig:
     # JSON turns tuples into lists.
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_overrides.items()}
     return get_config(self.preset, **overrides)
+
+  def loss_config(self) -> losses.LossConfig:
+    terms = [f.name[:-len('_weight')] for f in dataclasses.fields(losses.LossConfig)
+             if f.name.endswith('_weight')]
+    unknown = sorted(set(self.loss_weights) - set(terms))
+    if unknown:
+      raise ValueError(f'unknown loss terms {unknown}; known: {terms}')
+    weights = {}
+    for term, value in self.loss_weights.items():
+      if (isinstance(value, bool) or not isinstance(value, (int, float))
+          or not 0 <= value < float('inf')):
+        raise ValueError(f'loss weight {term}={value!r} must be a finite number >= 0')
+      weights[f'{term}_weight'] = float(value)
+    return losses.LossConfig(**weights)
 
   def frozen_prefixes(self) -> tuple[str, ...]:
     if self.freeze == 'auto':
@@ -220,7 +238,7 @@ class Task:
   def __init__(self, config: TrainConfig):
     self.config = config
     self.net = BANet.create(config.model_config())
-    self.loss_config = losses.LossConfig()
+    self.loss_config = config.loss_config()
     shapes = jax.eval_shape(self._init_params, jax.random.key(0))
     self.mask = trainable_mask(shapes, config.frozen_prefixes())
     self.optimizer = make_optimizer(config, self.mask)
@@ -453,7 +471,7 @@ def pipeline_config(config: TrainConfig, task: Task) -> data.PipelineConfig:
   return data.PipelineConfig(stage=config.stage, batch_size=config.batch_size,
                              image_size=c.image_size, num_points=c.num_points,
                              chunk_length=c.chunk_length, seed=config.seed,
-                             clip_cache=config.clip_cache)
+                             clip_cache=config.clip_cache, point_order=c.point_order)
 
 
 def _open(config: TrainConfig, task: Task, split: str):

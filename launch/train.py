@@ -24,7 +24,7 @@ import jax
 from banet_jax import checkpoints
 from banet_jax import data
 from banet_jax import train
-from banet_jax.model.banet import COMPUTE_DTYPES, PRESETS
+from banet_jax.model.banet import COMPUTE_DTYPES, POINT_ORDERS, PRESETS
 
 # XLA options that cut CPU compile time ~2.5x for ~20 % slower steps (tests, smoke runs).
 _FAST_COMPILE_XLA_FLAGS = ('--xla_backend_optimization_level=0 '
@@ -61,6 +61,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   i('image_size', None, 'Override the preset crop size (data are resized to it).',
     flag_values=fv)
   i('num_points', None, 'Override the preset number of query points.', flag_values=fv)
+  e('point_order', None, list(POINT_ORDERS), "Override the preset query-point order: "
+    "'random' (official) or 'height' (sorted by world height).", flag_values=fv)
   i('chunk_length', None, 'Override the preset chunk length (multiple of 8).', flag_values=fv)
   e('compute_dtype', None, sorted(COMPUTE_DTYPES), 'Override the preset compute dtype.',
     flag_values=fv)
@@ -81,6 +83,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   f('b2', d.b2, 'Adam beta2.', flag_values=fv)
   f('grad_clip_norm', d.grad_clip_norm, 'Global-norm gradient clipping (0: off).',
     flag_values=fv)
+  flags.DEFINE_multi_string('loss_weight', [], 'Weight of a loss term, TERM=VALUE (angle, '
+                            'scale, point, range, reprojection, velocity, acceleration, '
+                            'scale_smoothness; official: 1, 1, 100, 1, then 0).',
+                            flag_values=fv)
   s('freeze', d.freeze, "'auto' (stage 2: encoder, heads, to_one_scales, as the official "
     "code), 'none', or comma-separated parameter path prefixes.", flag_values=fv)
   s('init_from', None, 'Stage-1 workdir or checkpoint to initialise the frame model from.',
@@ -117,12 +123,22 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> train.TrainConfig:
       overrides[name.strip()] = json.loads(value)
     except json.JSONDecodeError:
       overrides[name.strip()] = value
-  for name in ('image_size', 'num_points', 'chunk_length', 'compute_dtype'):
+  for name in ('image_size', 'num_points', 'point_order', 'chunk_length', 'compute_dtype'):
     if fv[name].value is not None:
       overrides[name] = fv[name].value
-  fields = {f for f in train.TrainConfig.__dataclass_fields__ if f != 'model_overrides'}
+  weights = {}
+  for item in fv.loss_weight:
+    name, sep, value = item.partition('=')
+    try:
+      weights[name.strip()] = float(value)
+    except ValueError:
+      sep = ''
+    if not sep:
+      raise ValueError(f'--loss_weight expects TERM=NUMBER, got {item!r}')
+  fields = {f for f in train.TrainConfig.__dataclass_fields__
+            if f not in ('model_overrides', 'loss_weights')}
   values = {name: fv[name].value for name in fields}
-  return train.TrainConfig(model_overrides=overrides, **values)
+  return train.TrainConfig(model_overrides=overrides, loss_weights=weights, **values)
 
 
 def configure_jax(fv: flags.FlagValues = flags.FLAGS) -> None:

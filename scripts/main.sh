@@ -13,9 +13,9 @@
 #   5. evaluation of both stages on the held-out test subjects, next to the mean-pose
 #      baseline: prints the metrics tables; writes outputs/main_eval_stage1/ and
 #      outputs/main_eval_stage2/ (metrics.json/.md, plots, OpenSim .mot/.trc/.osim exports).
-# Measured on the 2-core machine with other jobs running (2026-11-24): build 15 min, stage 1
-# 17 min, stage 2 8 min, evaluations 1-2 min each; test-subject coordinate MAE 8.5 deg
-# (stage 1) / 8.9 deg (stage 2) against 10.3 deg for the mean pose.
+# Measured on the 2-core machine (2026-11-24, odah/small 1.1.0): build 12.6 min, stage 1
+# 7.3 min, stage 2 4.7 min, evaluations 40 s each (26 min in all); test-subject coordinate
+# MAE 6.11 deg (stage 1) / 5.92 deg (stage 2) against 8.36 deg for the mean pose.
 # Environment: ODAH_CONFIG (default small), ODAH_WORKERS (default: one per core), RUNS_DIR
 # (default runs), TFDS_DATA_DIR.
 set -euo pipefail
@@ -48,6 +48,8 @@ echo "[main] 4/5 training: stage 1 then stage 2 on odah/$CONFIG ($SECONDS s so f
 
 for STAGE in 1 2; do
   echo "[main] 5/5 stage $STAGE on the test subjects, next to the mean-pose baseline"
+  # The outputs are derived: clear them so no clip of an earlier run or dataset lingers.
+  rm -rf "outputs/main_eval_stage$STAGE"
   "$PY" -m launch.eval --checkpoint="$RUNS/main_stage$STAGE" --data_dir="$DATA_DIR" \
     --split=test --out_dir="outputs/main_eval_stage$STAGE"
 done

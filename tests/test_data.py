@@ -145,6 +145,26 @@ def test_background_is_zeroed_and_foreground_normalised(clips):
     assert np.all(mask[view][ij[view, :, 1], ij[view, :, 0]])
 
 
+def test_height_point_order_sorts_the_same_points(net, clips):
+  clip = clips[0]
+  drawn = data.frame_inputs(clip, 3, image_size=S, num_points=N, rng=np.random.default_rng(4))
+  tall = data.frame_inputs(clip, 3, image_size=S, num_points=N, rng=np.random.default_rng(4),
+                           point_order='height')
+  np.testing.assert_array_equal(tall['images'], drawn['images'])
+  # Same points (same draws), reordered lowest first, pixels permuted with them.
+  order = np.argsort(drawn['query_points'][:, 1], kind='stable')
+  np.testing.assert_allclose(tall['query_points'], drawn['query_points'][order], atol=1e-6)
+  np.testing.assert_array_equal(tall['crop_pixels'], drawn['crop_pixels'][:, order])
+  assert np.all(np.diff(tall['query_points'][:, 1]) >= 0)
+  assert not np.all(np.diff(drawn['query_points'][:, 1]) >= 0)  # the official order is not
+  with pytest.raises(ValueError, match='point_order'):
+    data.frame_inputs(clip, 3, image_size=S, num_points=N, rng=np.random.default_rng(4),
+                      point_order='sorted')
+  # The pipeline follows the model's order.
+  batch = data.train_batches(clips, net.layout, _config(point_order='height'))[0][0]
+  assert np.all(np.diff(batch['query_points'][..., 1], axis=-1) >= 0)
+
+
 def test_resizing_keeps_the_crop_geometry(clips):
   clip = clips[0]
   crops, masks, meta = clip['crops'][:, 0], clip['masks'][:, 0], clip['crop_meta'][:, 0]

@@ -132,6 +132,28 @@ def test_flags_after_a_flagfile_override_it():
   assert config.model_config().stem_widths == (8, 16)
 
 
+def test_loss_weight_and_point_order_flags():
+  fv = _parse('--flagfile=launch/flags/smoke.flags', '--loss_weight=angle=10',
+              '--loss_weight=velocity=0.5', '--point_order=height')
+  config = train_launcher.config_from_flags(fv)
+  assert config.loss_weights == {'angle': 10.0, 'velocity': 0.5}
+  loss = config.loss_config()
+  assert (loss.angle_weight, loss.velocity_weight) == (10.0, 0.5)
+  assert (loss.point_weight, loss.scale_weight) == (100.0, 1.0)  # official, untouched
+  assert config.model_config().point_order == 'height'
+  assert train.Task(config).loss_config == loss
+  for bad, match in (('angle', 'TERM=NUMBER'), ('angle=ten', 'TERM=NUMBER'),
+                     ('angel=1', 'unknown loss terms'), ('angle=-1', '>= 0'),
+                     ('point=inf', '>= 0')):
+    with pytest.raises(ValueError, match=match):
+      train_launcher.config_from_flags(_parse('--flagfile=launch/flags/smoke.flags',
+                                              f'--loss_weight={bad}'))
+  with pytest.raises(flags.IllegalFlagValueError):
+    _parse('--point_order=sorted')
+  with pytest.raises(ValueError, match='point_order'):
+    train.TrainConfig(model_overrides={'point_order': 'sorted'})
+
+
 def test_unknown_flag_in_a_flagfile_is_an_error(tmp_path):
   bad = tmp_path / 'bad.flags'
   bad.write_text('--flagfile=launch/flags/smoke.flags\n--no_such_flag=3\n')

@@ -42,6 +42,7 @@ from banet_jax.skeleton import load_osim
 from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+POINT_ORDERS = ('random', 'height')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,11 @@ class BANetConfig:
   keep_unused_norm_params: bool = False
   # Query points and the point-to-OpenSim head.
   num_points: int = 500
+  # Order of the query points, which the head's flatten makes matter (dossier 2.4):
+  # 'random' (official): a fresh random order every frame, so every slot of the global
+  # layer sees any body part; 'height': sorted by world height (y, the OpenSim ground's
+  # up axis), so a slot sees roughly the same part (feet first, head last) in every frame.
+  point_order: str = 'random'
   point_widths: tuple[int, ...] = (512, 512, 32)
   global_widths: tuple[int, ...] = (128, 128)
   # Spatio-temporal module.
@@ -80,6 +86,9 @@ class BANetConfig:
     if self.compute_dtype not in COMPUTE_DTYPES:
       raise ValueError(f'compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, '
                        f'got {self.compute_dtype!r}')
+    if self.point_order not in POINT_ORDERS:
+      raise ValueError(f'point_order must be one of {list(POINT_ORDERS)}, '
+                       f'got {self.point_order!r}')
     if self.chunk_length % 8:
       raise ValueError(f'chunk_length must be a multiple of 8 (time is pixel-'
                        f'unshuffled by 2 then 4), got {self.chunk_length}')

@@ -73,9 +73,10 @@ CONFIGS = [
             '64x64 crops. Builds on a 2-core CPU in a few minutes.',
             subjects=(4, 1, 1), clips_per_subject=2, clip_frames=32, image_size=(128, 128),
             crop_size=64),
-    _config('small', '40 subjects (32/4/4), 4 clips of 64 frames each, 192x192 images, 64x64 '
-            'crops: enough for the tiny BANet to learn something on a CPU.',
-            subjects=(32, 4, 4), clips_per_subject=4, clip_frames=64, image_size=(192, 192),
+    _config('small', '80 subjects (64/8/8), 4 clips of 32 frames each, 192x192 images, 64x64 '
+            'crops: enough for the tiny BANet to learn something on a CPU (the README main '
+            'job). Many short clips: with few long ones the network memorises them.',
+            subjects=(64, 8, 8), clips_per_subject=4, clip_frames=32, image_size=(192, 192),
             crop_size=64),
     _config('paper', 'Paper-like scale: 440 subjects (400/20/20), 8 clips of 64 frames at '
             '60 fps, 512x512 images, 256x256 crops. Generates through Apache Beam.',
@@ -86,17 +87,17 @@ CONFIGS = [
             subjects=(1, 1, 1), clips_per_subject=1, clip_frames=8, image_size=(64, 64),
             crop_size=32, families=('squat', 'arm_flexion', 'walking')),
     _config('smplx', 'SMPL-X bodies (your model files in manual_dir/smplx/, betas sampled) '
-            'with the procedural motions; sizes of `small`: 40 subjects (32/4/4), 4 clips of '
-            '64 frames, 192x192 images, 64x64 crops.',
-            needs_manual_files=True, body='smplx', subjects=(32, 4, 4), clips_per_subject=4,
-            clip_frames=64, image_size=(192, 192), crop_size=64),
+            'with the procedural motions; sizes of `small`: 80 subjects (64/8/8), 4 clips of '
+            '32 frames, 192x192 images, 64x64 crops.',
+            needs_manual_files=True, body='smplx', subjects=(64, 8, 8), clips_per_subject=4,
+            clip_frames=32, image_size=(192, 192), crop_size=64),
     _config('smplx_amass', 'SMPL-X bodies driven by AMASS (your SMPL-X files in '
             'manual_dir/smplx/, AMASS SMPL-X sequences in manual_dir/amass/), resampled to '
             '60 fps; each subject is an AMASS person with its own body, and no AMASS person '
-            'is in two splits. Sizes of `small`: 40 subjects (32/4/4), 4 clips of 64 frames, '
+            'is in two splits. Sizes of `small`: 80 subjects (64/8/8), 4 clips of 32 frames, '
             '192x192 images, 64x64 crops.',
-            needs_manual_files=True, body='smplx', motion='amass', subjects=(32, 4, 4),
-            clips_per_subject=4, clip_frames=64, image_size=(192, 192), crop_size=64),
+            needs_manual_files=True, body='smplx', motion='amass', subjects=(64, 8, 8),
+            clips_per_subject=4, clip_frames=32, image_size=(192, 192), crop_size=64),
 ]
 
 
@@ -139,8 +140,13 @@ def _expected_manual_dir(dl_manager) -> str:
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for odah."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release: anny bodies, procedural motions, pyrender views.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release: anny bodies, procedural motions, pyrender views.',
+      '1.1.0': '`small`, `smplx` and `smplx_amass` are 80 subjects (64/8/8) x 4 clips of 32 '
+               'frames (were 40 subjects x 4 clips of 64 frames): the same number of frames, '
+               'twice the clips and subjects.',
+  }
   BUILDER_CONFIGS = CONFIGS
   DEFAULT_BUILDER_CONFIG_NAME = 'tiny'
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_INSTRUCTIONS
