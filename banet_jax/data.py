@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from banet_jax.model.outputs import OutputLayout
-from banet_jax.model.sampling import sample_visual_hull_points
+from banet_jax.model.sampling import POINT_ORDERS, sample_visual_hull_points
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -245,8 +245,8 @@ def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
   if point_order == 'height':
     order = np.argsort(points[:, 1], kind='stable')
     points, crop_pixels = points[order], crop_pixels[:, order]
-  elif point_order != 'random':
-    raise ValueError(f"point_order must be 'random' or 'height', got {point_order!r}")
+  elif point_order not in POINT_ORDERS:
+    raise ValueError(f'point_order must be one of {list(POINT_ORDERS)}, got {point_order!r}')
   query = points - points.mean(axis=0)
   return {'images': normalize_images(crops, masks),
           'crop_pixels': np.asarray(crop_pixels, np.float32),

@@ -128,13 +128,11 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> train.TrainConfig:
       overrides[name] = fv[name].value
   weights = {}
   for item in fv.loss_weight:
-    name, sep, value = item.partition('=')
-    try:
+    name, _, value = item.partition('=')
+    try:  # no '=' leaves value empty, which float() refuses too
       weights[name.strip()] = float(value)
     except ValueError:
-      sep = ''
-    if not sep:
-      raise ValueError(f'--loss_weight expects TERM=NUMBER, got {item!r}')
+      raise ValueError(f'--loss_weight expects TERM=NUMBER, got {item!r}') from None
   fields = {f for f in train.TrainConfig.__dataclass_fields__
             if f not in ('model_overrides', 'loss_weights')}
   values = {name: fv[name].value for name in fields}

@@ -38,11 +38,11 @@ import jax.numpy as jnp
 from banet_jax.model.frame_model import FrameModel
 from banet_jax.model.outputs import OutputLayout, decode, output_layout, skeleton_points
 from banet_jax.model.restormer import TemporalRestormer
+from banet_jax.model.sampling import POINT_ORDERS
 from banet_jax.skeleton import load_osim
 from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-POINT_ORDERS = ('random', 'height')
 
 
 @dataclasses.dataclass(frozen=True)

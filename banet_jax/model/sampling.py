@@ -20,6 +20,9 @@ import numpy as np
 
 from banet_jax import geometry
 
+# Orders of the query points fed to the network (BANetConfig.point_order).
+POINT_ORDERS = ('random', 'height')
+
 
 def grid_sample_bilinear(features: jax.Array, xy: jax.Array) -> jax.Array:
   """Bilinear sampling of feature maps at normalised points (PyTorch semantics).
