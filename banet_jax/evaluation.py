@@ -162,7 +162,8 @@ def plot_angle_curves(path, times, coordinate_names: Sequence[str], gt, curves: 
   """Ground truth and predicted curves (degrees) of `names` for one clip.
 
   Args:
-    times: (T,) seconds. gt: (T, C) radians. curves: {label: (T, C) radians}.
+    times: (T,) seconds. gt: (T, C) radians, or None (a real capture has none).
+    curves: {label: (T, C) radians}.
   """
   plt = _pyplot()
   cols = min(3, len(names))
@@ -170,7 +171,8 @@ def plot_angle_curves(path, times, coordinate_names: Sequence[str], gt, curves: 
   fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.4 * rows), squeeze=False)
   for ax, name in zip(axes.flat, names):
     c = list(coordinate_names).index(name)
-    ax.plot(times, np.degrees(gt[:, c]), 'k-', lw=2, label='ground truth')
+    if gt is not None:
+      ax.plot(times, np.degrees(gt[:, c]), 'k-', lw=2, label='ground truth')
     for label, values in curves.items():
       ax.plot(times, np.degrees(values[:, c]), '-', lw=1.2, label=label)
     ax.set_title(name, fontsize=9)

@@ -3,12 +3,18 @@ r"""Predict OpenSim kinematics with a trained BANet and write the files OpenSim 
     # clips of a built ODAH split
     python -m launch.predict --checkpoint=/tmp/banet_tiny/stage2 --dataset=odah/tiny \
         --split=test --out_dir=/tmp/pred
-    # your own two-view video: one .npz (format: banet_jax/inference.py docstring)
+    # your own calibrated videos (any number of cameras; --cameras picks the network's two,
+    # the others are used for placement and overlays)
+    python -m launch.predict --checkpoint=/tmp/banet_tiny/stage2 \
+        --videos=cam01.mp4,cam02.mp4,cam03.mp4,cam04.mp4 --calibration=Calib.qca.txt \
+        --cameras=cam01,cam04 --out_dir=/tmp/pred
+    # two-view frames already prepared: one .npz (format: banet_jax/inference.py docstring)
     python -m launch.predict --checkpoint=/tmp/banet_tiny/stage2 --input=trial.npz --out_dir=/tmp/pred
 
 Per clip it writes <clip>.mot (coordinates, degrees), <clip>.osim (the model scaled by
 OpenSim with the predicted body scales) and <clip>.trc (that model's markers), plus
-predictions.npz with the raw arrays.
+predictions.npz with the raw arrays. With --videos, also overlay pictures of every camera,
+angle curves and report.json (banet_jax/capture/predict.py).
 """
 
 from __future__ import annotations
@@ -29,6 +35,27 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data_dir.')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split (with --dataset).')
 _MAX_CLIPS = flags.DEFINE_integer('max_clips', 0, 'At most this many clips (0: all).')
 _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Output folder.', required=True)
+_VIDEOS = flags.DEFINE_list('videos', None, 'Calibrated camera videos (2 or more), named after '
+                            'their calibration cameras (or see --camera_names).')
+_CALIBRATION = flags.DEFINE_string('calibration', None, 'Calibration file or folder for '
+                                   '--videos (formats: banet_jax/capture/calibration.py).')
+_CALIBRATION_FORMAT = flags.DEFINE_enum(
+    'calibration_format', 'auto', ['auto', 'pose2sim', 'qualisys', 'anipose', 'opencap', 'banet',
+                                   'project'], 'Calibration format.')
+_CAMERAS = flags.DEFINE_list('cameras', None, 'The two cameras BANet sees (default: the first '
+                             'two videos).')
+_CAMERA_NAMES = flags.DEFINE_list('camera_names', None, 'Calibration camera of each video, in '
+                                  'order (default: from the file names).')
+_MASKS = flags.DEFINE_list('masks', None, 'Your own person masks for the two --cameras: a folder '
+                           'of images (one per video frame) or a mask video each (default: '
+                           'BlazePose segmentation).')
+_FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate the videos are resampled to (ODAH: 60).')
+_START = flags.DEFINE_integer('start', 0, 'First output frame (at --fps).')
+_NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Output frames to process (0: all).')
+_NAME = flags.DEFINE_string('name', 'capture', 'Name of the output files (with --videos).')
+_QCA_DISTORTION = flags.DEFINE_float(
+    'qualisys_distortion_scale', 1.0, 'Divisor of the distortion coefficients of a Qualisys '
+    '.qca.txt (1: as written; Pose2Sim divides by 64). See the README.')
 
 
 def _clips(predictor):
@@ -53,6 +80,38 @@ def _clips(predictor):
     yield clip_id, clip, float(np.asarray(clip.get('fps', 60.0)))
 
 
+def _predict_videos(out_dir):
+  """--videos: the real-capture front end (banet_jax.capture). The inputs are checked
+  before the checkpoint is restored."""
+  from banet_jax.capture import calibration, pipeline, predict  # pylint: disable=g-import-not-at-top
+  from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
+  if _INPUT.value or _DATASET.value:
+    raise ValueError('give --videos, --input or --dataset, not several')
+  if not _CALIBRATION.value:
+    raise ValueError('--videos needs --calibration')
+  calib = calibration.load_calibration(_CALIBRATION.value, _CALIBRATION_FORMAT.value,
+                                       qualisys_distortion_scale=_QCA_DISTORTION.value)
+  mapping = pipeline.match_videos(_VIDEOS.value, calib, _CAMERA_NAMES.value)
+  cameras = tuple(_CAMERAS.value or list(mapping)[:2])
+  masks = None
+  if _MASKS.value:
+    if len(_MASKS.value) != len(cameras):
+      raise ValueError(f'--masks needs one folder or video per network camera {list(cameras)}')
+    masks = dict(zip(cameras, _MASKS.value))
+  capture = pipeline.Capture(mapping, calib, cameras, fps=_FPS.value, start=_START.value,
+                             num_frames=_NUM_FRAMES.value or None, masks=masks)
+  predictor = Predictor.restore(_CHECKPOINT.value)
+  name = _NAME.value
+  report = predict.predict_capture(predictor, capture, out_dir, name=name)
+  person = report.get('person', {}).get('track_per_camera')
+  print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from '
+        f'{", ".join(cameras)}; person tracks {person}; floor from {report["floor"]["source"]}')
+  for key, value in report['files'].items():
+    print(f'  {key}: {value}')
+  per_frame = report['timings_s']['per_frame']
+  print('  seconds per frame: ' + ', '.join(f'{k} {v:.3f}' for k, v in per_frame.items()))
+
+
 def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
@@ -63,6 +122,14 @@ def main(argv):
   opensim.Logger.setLevelString('error')
   out_dir = pathlib.Path(_OUT_DIR.value)
   try:
+    if _VIDEOS.value:
+      # Every front-end error is a ValueError subclass, or persons.ModelFetchError.
+      from banet_jax.capture import persons  # pylint: disable=g-import-not-at-top
+      try:
+        _predict_videos(out_dir)
+      except persons.ModelFetchError as e:
+        sys.exit(f'error: {e}')
+      return
     predictor = Predictor.restore(_CHECKPOINT.value)
     arrays = {}
     for clip_id, clip, fps in _clips(predictor):

@@ -6,12 +6,16 @@
 * `extra_osim_paths`: the .osim files in $BANET_EXTRA_OSIM_DIR (sorted; [] when unset).
 * `extra_osim_path`: a test taking this argument runs once per such file (skipped when the
   variable is unset).
+* `smoke_checkpoint`: one tiny checkpoint per session (launch.train with the smoke
+  flagfile on generated data: 32-px crops, stage 1), for tests that restore a model.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -80,3 +84,16 @@ def fast_compile():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture(scope="session")
+def smoke_checkpoint(tmp_path_factory) -> pathlib.Path:
+  root = pathlib.Path(__file__).resolve().parents[1]
+  workdir = tmp_path_factory.mktemp("smoke_run")
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+  out = subprocess.run([sys.executable, "-m", "launch.train", "--flagfile=launch/flags/smoke.flags",
+                        f"--workdir={workdir}"], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=900, check=False)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  return workdir

@@ -1,7 +1,8 @@
 """launch.eval, launch.predict and the Colab notebook, on a smoke-trained checkpoint.
 
-One tiny checkpoint is trained once per session (launch.train with the smoke flagfile on
-generated data); evaluation, prediction and the notebook all restore it.
+One tiny checkpoint is trained once per session (conftest's `smoke_checkpoint`: launch.train
+with the smoke flagfile on generated data); evaluation, prediction and the notebook all
+restore it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,8 @@ def _run(args, **env):
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('smoke_run')
-  out = _run(['-m', 'launch.train', '--flagfile=launch/flags/smoke.flags', f'--workdir={workdir}'])
-  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-  return workdir
+def checkpoint(smoke_checkpoint):
+  return smoke_checkpoint
 
 
 def test_predictor_restores_and_predicts_a_clip(checkpoint):

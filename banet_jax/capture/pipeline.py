@@ -1,0 +1,362 @@
+"""Calibrated camera videos -> the two-view clips BANet consumes, plus every view's landmarks.
+
+    calib = calibration.load_calibration('Calib.qca.txt')
+    capture = open_capture(['cam01.mp4', 'cam02.mp4', 'cam03.mp4', 'cam04.mp4'], calib,
+                           network_cameras=('cam01', 'cam04'))
+    for segment in capture.segments(crop_size=64):
+      predictor.predict_clip(segment.clip)          # banet_jax.inference
+    capture.landmarks, capture.visibility           # (C, T, 33, 2) / (C, T, 33), all cameras
+
+Contract:
+* Videos are matched to calibration cameras by name (`match_videos`): the file stem equals a
+  camera name (case-insensitive) or contains exactly one; or the caller names them.
+  Frame counts, rates and sizes are checked against each other and the calibration
+  (`video.check_videos`) before anything is decoded.
+* Frames are decoded once, in order, resampled to `fps` (the model's rate, 60 for ODAH)
+  and never held beyond one output frame, except a short buffer of the first
+  `select_frames` frames while the person is chosen; crops are kept per segment of
+  `segment_frames` frames. A 10-minute pair therefore runs in bounded memory (the
+  per-frame landmarks, 4 x 33 x 3 numbers per camera, are kept for the whole video).
+* Person: BlazePose tracks every candidate in every camera (`persons.PersonTracker`); over
+  the first frames the one person seen consistently by all cameras through the
+  calibration is chosen (`persons.select_person`) and followed by track id, or, when a
+  track is lost and found again, by the candidate nearest its last position. A frame where
+  a network camera does not see the person repeats that camera's previous crop (counted in
+  `report['held_frames']`); a first frame without the person is an error.
+* Masks: BlazePose's segmentation (threshold 0.5) by default, or the user's own masks: a
+  folder of PNG files (one per source video frame, sorted by name, nonzero = person) or a
+  mask video per network camera, in the distorted frame like the video.
+* Lens distortion: crops are resampled from the distorted frames as if undistorted
+  (`capture.crops`), so the clip's cameras are the pinhole `K, R, t` of the calibration;
+  landmarks are kept as the cameras see them (distorted pixels); triangulation undoes the
+  distortion.
+* World: the calibration's (OpenSim ground, metres, y up). The clip's cameras are moved so
+  that the person's mean horizontal position is the origin (`report['clip_origin']`): the
+  network's visual-hull sampling casts its rays around the world origin
+  (`model.sampling.sample_visual_hull_points`), and the prediction does not depend on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from banet_jax.capture import calibration as calib_lib
+from banet_jax.capture import crops as crop_lib
+from banet_jax.capture import persons
+from banet_jax.capture import video as video_lib
+from odah_tfds.render.crops import EmptyMaskError
+
+NUM_LANDMARKS = 33
+HIPS = (23, 24)
+
+
+class CaptureError(ValueError):
+  """Inputs that cannot make a clip; the message names the file, camera and frame."""
+
+
+def match_videos(videos: Sequence[str], calibration, names: Sequence[str] | None = None
+                 ) -> dict[str, str]:
+  """{camera name: video path} for `videos`, in their order.
+
+  Names come from `names` when given, else from each file stem: a camera whose name equals
+  the stem (case-insensitive), or the only camera whose name the stem contains.
+  """
+  available = list(calibration.names)
+  if names is not None:
+    if len(names) != len(videos):
+      raise CaptureError(f'{len(videos)} videos but {len(names)} camera names {list(names)}')
+    out = dict(zip(names, videos))
+  else:
+    out = {}
+    for path in videos:
+      stem = pathlib.Path(path).stem.lower()
+      exact = [n for n in available if n.lower() == stem]
+      inside = [n for n in available if n.lower() in stem]
+      found = exact or (inside if len(inside) == 1 else [])
+      if not found:
+        raise CaptureError(f'{path}: no camera of {calibration.source} is named after this file '
+                           f'(cameras: {available}); rename the file or pass the camera names')
+      out[found[0]] = path
+    if len(out) != len(videos):
+      raise CaptureError(f'two videos map to the same camera: {list(videos)}')
+  for name, path in out.items():
+    if name not in available:
+      raise CaptureError(f'{path}: camera {name!r} is not in the calibration {calibration.source} '
+                         f'(cameras: {available})')
+  return out
+
+
+@dataclasses.dataclass
+class Segment:
+  """Consecutive output frames [start, stop) of the network cameras.
+
+  clip: the ODAH-style inputs of `banet_jax.inference` (crops (2, n, S, S, 3) uint8, masks
+  (2, n, S, S) uint8, crop_meta (2, n, 3), camera_K/R/t (2, ...)).
+  """
+  start: int
+  stop: int
+  clip: dict
+
+
+class _UserMasks:
+  """Masks of one camera from a folder of images or a video, read in step with the frames."""
+
+  def __init__(self, path: str, camera: str, size: tuple[int, int]):
+    self.path, self.camera, self.size = pathlib.Path(path), camera, size
+    if self.path.is_dir():
+      self.files = sorted(p for p in self.path.iterdir()
+                          if p.suffix.lower() in ('.png', '.jpg', '.jpeg', '.bmp', '.tif'))
+      if not self.files:
+        raise CaptureError(f'{path}: no mask image in this folder (camera {camera})')
+      self.capture = None
+    elif self.path.is_file():
+      self.files, self.capture, self.next_index = None, cv2.VideoCapture(str(path)), 0
+      if not self.capture.isOpened():
+        raise CaptureError(f'{path}: cannot open this mask video (camera {camera})')
+    else:
+      raise CaptureError(f'{path}: no such mask folder or video (camera {camera})')
+
+  def get(self, source_frame: int) -> np.ndarray:
+    if self.files is not None:
+      if source_frame >= len(self.files):
+        raise CaptureError(f'{self.path}: {len(self.files)} mask images, but frame {source_frame} '
+                           f'is needed (camera {self.camera})')
+      image = cv2.imread(str(self.files[source_frame]), cv2.IMREAD_GRAYSCALE)
+    else:
+      image = None
+      while self.next_index <= source_frame:
+        ok, image = self.capture.read()
+        if not ok:
+          raise CaptureError(f'{self.path}: the mask video ends before frame {source_frame} '
+                             f'(camera {self.camera})')
+        self.next_index += 1
+      image = image.max(axis=-1)
+    if image is None:
+      raise CaptureError(f'{self.path}: cannot read the mask of frame {source_frame} '
+                         f'(camera {self.camera})')
+    if (image.shape[1], image.shape[0]) != tuple(self.size):
+      raise CaptureError(f'{self.path}: mask of frame {source_frame} is {image.shape[1]}x'
+                         f'{image.shape[0]}, the video {self.size[0]}x{self.size[1]} '
+                         f'(camera {self.camera})')
+    return image > 0
+
+
+class Capture:
+  """A calibrated multi-camera video, opened and checked (see the module docstring)."""
+
+  def __init__(self, videos: Mapping[str, str], calibration, network_cameras: Sequence[str],
+               *, fps: float = 60.0, start: int = 0, num_frames: int | None = None,
+               masks: Mapping[str, str] | None = None, pose: persons.BlazePose | None = None,
+               select_frames: int = 10, progress: bool = True):
+    self.names = list(videos)
+    self.network_cameras = tuple(network_cameras)
+    if len(self.network_cameras) != 2 or len(set(self.network_cameras)) != 2:
+      raise CaptureError(f'BANet needs two different cameras, got {list(network_cameras)}')
+    for name in self.network_cameras:
+      if name not in videos:
+        raise CaptureError(f'camera {name!r} has no video (videos for {self.names})')
+    self.calibration = calibration.select(self.names)
+    self.paths = [str(videos[n]) for n in self.names]
+    self.infos = [video_lib.probe(p) for p in self.paths]
+    video_lib.check_videos(self.infos, self.names,
+                           [tuple(c.size) for c in self.calibration.cameras])
+    self.frames = video_lib.SyncedFrames(self.paths, fps_out=fps, start=start,
+                                         num_frames=num_frames, progress=progress,
+                                         names=self.names)
+    self.fps = float(fps)
+    self.num_frames = len(self.frames)
+    if self.num_frames < 1:
+      raise CaptureError(f'no frame to process in {self.paths} from output frame {start}')
+    self.source_frames = video_lib.resample_indices(
+        self.infos[0].num_frames, self.infos[0].fps, fps)[start:start + self.num_frames]
+    self.user_masks = {name: _UserMasks(path, name, self.calibration.camera(name).size)
+                       for name, path in (masks or {}).items()}
+    unknown = sorted(set(self.user_masks) - set(self.network_cameras))
+    if unknown:
+      raise CaptureError(f'masks given for {unknown}, which are not network cameras '
+                         f'{list(self.network_cameras)}')
+    self.pose = pose or persons.BlazePose()
+    self.trackers = [persons.PersonTracker(self.pose) for _ in self.names]
+    self.select_frames = max(1, min(select_frames, self.num_frames))
+    c = len(self.names)
+    self.landmarks = np.full((c, self.num_frames, NUM_LANDMARKS, 2), np.nan, np.float32)
+    self.visibility = np.zeros((c, self.num_frames, NUM_LANDMARKS), np.float32)
+    self.timings = {'decode': 0.0, 'masks': 0.0, 'crops': 0.0}
+    self.report = {'cameras': self.names, 'network_cameras': list(self.network_cameras),
+                   'videos': self.paths, 'fps': self.fps, 'frames': self.num_frames,
+                   'source_frames': [int(self.source_frames[0]), int(self.source_frames[-1])],
+                   'held_frames': {n: [] for n in self.network_cameras},
+                   'calibration': {'source': calibration.source, 'format': calibration.format,
+                                   'floor_known': calibration.floor_known,
+                                   'notes': list(calibration.notes)}}
+    self.thumbnails: dict[int, list[np.ndarray]] = {}
+    self._chosen: list[int | None] = [None] * c
+    self._last_hip = [None] * c
+    self._last_crop = {}
+
+  # --- person choice ---------------------------------------------------------------------
+
+  def _choose(self, observations: list[list[list]]) -> None:
+    """Picks the person from the buffered candidates of the first frames."""
+    tracks = []
+    for c, frames in enumerate(observations):
+      ids = sorted({o.track_id for obs in frames for o in obs})
+      if not ids:
+        raise CaptureError(f'camera {self.names[c]} ({self.paths[c]}): no person found in '
+                           f'frames {self.source_frames[0]}-{self.source_frames[len(frames) - 1]}')
+      tracks.append((ids, [[next((o for o in obs if o.track_id == i), None) for obs in frames]
+                           for i in ids]))
+    try:
+      chosen, report = persons.select_person([t[1] for t in tracks], self.calibration.cameras)
+    except persons.PersonSelectionError as e:
+      raise CaptureError(f'{e} (videos {self.paths})') from e
+    self._chosen = [tracks[c][0][k] for c, k in enumerate(chosen)]
+    self.report['person'] = {'track_per_camera': dict(zip(self.names, map(int, self._chosen))),
+                             'candidates_per_camera': {n: len(t[0]) for n, t in
+                                                       zip(self.names, tracks)},
+                             'selection': _jsonable(report)}
+
+  def _pick(self, c: int, obs: list):
+    """The chosen person's observation among a camera's candidates (None if not seen)."""
+    match = next((o for o in obs if o.track_id == self._chosen[c]), None)
+    if match is None and obs and self._last_hip[c] is not None:
+      height = max(float(np.ptp(self._last_hip[c][1])), 1.0)
+      dist = [np.linalg.norm(o.landmarks[list(HIPS)].mean(0) - self._last_hip[c][0]) for o in obs]
+      k = int(np.argmin(dist))
+      if dist[k] < 0.25 * height:
+        match, self._chosen[c] = obs[k], obs[k].track_id
+    if match is not None:
+      self._last_hip[c] = (match.landmarks[list(HIPS)].mean(0), match.landmarks[:, 1])
+    return match
+
+  # --- frames --------------------------------------------------------------------------
+
+  def _network_inputs(self, c: int, frame_index: int, image: np.ndarray, obs, crop_size: int):
+    name = self.names[c]
+    cam = self.calibration.cameras[c]
+    t0 = time.perf_counter()
+    if name in self.user_masks:
+      mask = self.user_masks[name].get(int(self.source_frames[frame_index]))
+    elif obs is not None:
+      mask = persons.person_mask(obs)
+    else:
+      mask = None
+    self.timings['masks'] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+      if mask is None:
+        raise EmptyMaskError('the person is not seen')
+      out = crop_lib.undistorted_square_crop(image, mask, cam.K, cam.dist, crop_size)
+      self._last_crop[name] = out
+    except EmptyMaskError as e:
+      if name not in self._last_crop:
+        raise CaptureError(f'camera {name} ({self.paths[c]}), frame '
+                           f'{int(self.source_frames[frame_index])}: {e}; start where the person '
+                           'is in view (--start) or check the masks') from e
+      self.report['held_frames'][name].append(int(self.source_frames[frame_index]))
+      out = self._last_crop[name]
+    self.timings['crops'] += time.perf_counter() - t0
+    return out
+
+  def segments(self, crop_size: int, segment_frames: int = 256,
+               thumbnail_frames: Sequence[int] = (), thumbnail_width: int = 240
+               ) -> Iterator[Segment]:
+    """Processes the video once, yielding the network clip segment by segment.
+
+    `thumbnail_frames` (output frame indices) are kept, downscaled to `thumbnail_width`
+    pixels wide, in `self.thumbnails[frame]` (one RGB image per camera) for overlays.
+    """
+    net = [self.names.index(n) for n in self.network_cameras]
+    cams = [self.calibration.cameras[c] for c in net]
+    buffer, crops = [], []
+    thumbs = set(int(f) for f in thumbnail_frames)
+    t_decode = time.perf_counter()
+    for f, images in self.frames:
+      self.timings['decode'] += time.perf_counter() - t_decode
+      t0 = time.perf_counter()
+      observations = [tracker.step(image) for tracker, image in zip(self.trackers, images)]
+      self.timings['masks'] += time.perf_counter() - t0
+      if f in thumbs:
+        self.thumbnails[f] = [cv2.resize(im, (thumbnail_width, round(
+            im.shape[0] * thumbnail_width / im.shape[1])), interpolation=cv2.INTER_AREA)
+                              for im in images]
+      if f < self.select_frames:
+        buffer.append((images, observations))
+        if len(buffer) == self.select_frames:
+          self._choose([[b[1][c] for b in buffer] for c in range(len(self.names))])
+          for g, (imgs, obs) in enumerate(buffer):
+            crops.append(self._frame(g, imgs, obs, net, crop_size))
+          buffer = []
+      else:
+        crops.append(self._frame(f, images, observations, net, crop_size))
+      if len(crops) >= segment_frames or (f == self.num_frames - 1 and crops):
+        stop = f + 1
+        yield Segment(stop - len(crops), stop, self._clip(crops, cams))
+        crops = []
+      t_decode = time.perf_counter()
+    self.report['timings_s'] = dict(self.timings)
+
+  def _frame(self, f: int, images, observations, net, crop_size):
+    picked = [self._pick(c, obs) for c, obs in enumerate(observations)]
+    for c, obs in enumerate(picked):
+      if obs is not None:
+        self.landmarks[c, f] = obs.landmarks
+        self.visibility[c, f] = obs.visibility
+    return [self._network_inputs(c, f, images[c], picked[c], crop_size) for c in net]
+
+  def _clip(self, crops, cams) -> dict:
+    origin = self.clip_origin()
+    return {'crops': np.stack([[x[v][0] for x in crops] for v in range(2)]),
+            'masks': np.stack([[x[v][1] for x in crops] for v in range(2)]),
+            'crop_meta': np.stack([[x[v][2] for x in crops] for v in range(2)]),
+            'camera_K': np.stack([c.K for c in cams]).astype(np.float32),
+            'camera_R': np.stack([c.R for c in cams]).astype(np.float32),
+            # world shifted by -origin: t' = t + R @ origin
+            'camera_t': np.stack([c.t + c.R @ origin for c in cams]).astype(np.float32)}
+
+  def clip_origin(self) -> np.ndarray:
+    """(3,) the world point the clip's cameras are centred on: the person's mean hip centre
+    over the selection frames, on the floor plane (y = 0)."""
+    if 'clip_origin' not in self.report:
+      points, _ = self.triangulate(frames=slice(0, self.select_frames))
+      hips = points[:, list(HIPS)].reshape(-1, 3)
+      hips = hips[np.all(np.isfinite(hips), axis=1)]
+      origin = np.zeros(3) if hips.size == 0 else hips.mean(axis=0) * np.array([1.0, 0.0, 1.0])
+      self.report['clip_origin'] = origin.tolist()
+    return np.asarray(self.report['clip_origin'])
+
+  # --- landmarks -----------------------------------------------------------------------
+
+  def triangulate(self, frames=slice(None), **kwargs):
+    """World landmarks (T, 33, 3) and cameras used (T, 33) from all cameras
+    (`placement.triangulate_landmarks`)."""
+    from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
+    return placement.triangulate_landmarks(self.landmarks[:, frames], self.visibility[:, frames],
+                                           self.calibration.cameras, **kwargs)
+
+
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+def open_capture(videos: Sequence[str], calibration, network_cameras: Sequence[str] | None = None,
+                 *, camera_names: Sequence[str] | None = None, **kwargs) -> Capture:
+  """`Capture` of `videos` (paths) with a loaded calibration; the network cameras default to
+  the first two videos."""
+  mapping = match_videos(videos, calibration, camera_names)
+  network_cameras = tuple(network_cameras or list(mapping)[:2])
+  return Capture(mapping, calibration, network_cameras, **kwargs)

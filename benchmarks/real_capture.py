@@ -1,0 +1,199 @@
+r"""BANet on a real capture: Pose2Sim's demo trial (four calibrated Qualisys cameras).
+
+    .venv/bin/python benchmarks/real_capture.py --checkpoint=runs/main_stage2 --out_dir=outputs/real_capture
+
+No ground truth exists for the capture, so it measures what can be measured without one
+and prints Markdown tables:
+1. the Qualisys distortion convention: the four cameras' BlazePose landmarks
+   triangulated and reprojected with the file's distortion coefficients as written and
+   divided by 64 (Pose2Sim's converter); median reprojection error in pixels;
+2. cross-pair consistency: BANet on cam01+cam04 and, separately, on cam02+cam03 (all four
+   cameras place the body); mean absolute difference per coordinate, degrees;
+3. reprojection: the predicted joint centres (hips, knees, ankles, shoulders, elbows,
+   wrists) projected into all four cameras against the BlazePose landmarks of the same
+   frames (visibility >= 0.5); median error as a fraction of the person's height in the
+   image (the landmarks' vertical extent), next to the mean pose of the training data
+   (its joint angles, the predicted pelvis orientation, placed the same way);
+4. seconds per frame of each stage of a two-view run (cam01 + cam04 videos only).
+Outputs of both pairs (OpenSim files, overlays, curves, report.json) go to --out_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+
+from absl import app, flags, logging
+import numpy as np
+
+_CHECKPOINT = flags.DEFINE_string('checkpoint', 'runs/main_stage2', 'BANet checkpoint or run.')
+_OUT_DIR = flags.DEFINE_string('out_dir', 'outputs/real_capture', 'Output folder.')
+_NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Output frames (0: the whole trial).')
+_PAIRS = flags.DEFINE_list('pairs', ['cam01+cam04', 'cam02+cam03'], 'Network camera pairs.')
+_BASELINE_DATASET = flags.DEFINE_string('baseline_dataset', None, "Training data of the mean "
+                                        "pose (default: the checkpoint's dataset).")
+
+JOINTS = ('hip_r', 'hip_l', 'walker_knee_r', 'walker_knee_l', 'ankle_r', 'ankle_l',
+          'acromial_r', 'acromial_l', 'elbow_r', 'elbow_l', 'radius_hand_r', 'radius_hand_l')
+
+
+def _table(header, rows):
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def landmark_reprojection_px(landmarks, visibility, calibration):
+  """Median reprojection error (pixels) of landmarks triangulated from all cameras (points
+  seen by three or more cameras, no outlier rejection)."""
+  from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
+  points, used = placement.triangulate_landmarks(landmarks, visibility, calibration.cameras,
+                                                 max_reprojection_px=1e9)
+  errors = []
+  for c, cam in enumerate(calibration.cameras):
+    ok = (visibility[c] >= 0.5) & (used >= 3) & np.isfinite(points[..., 0])
+    errors.append(np.linalg.norm(cam.project(points[ok]) - landmarks[c][ok], axis=-1))
+  return float(np.median(np.concatenate(errors)))
+
+
+def joint_reprojection(skel, coordinates, scales, landmarks, visibility, calibration):
+  """Median |projected joint centre - landmark| / person height in the image (fraction)."""
+  from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton import forward_kinematics  # pylint: disable=g-import-not-at-top
+  joints = [skel.joint_names.index(j) for j in JOINTS]
+  marks = [placement.JOINT_LANDMARKS[j] for j in JOINTS]
+  centres = np.asarray(forward_kinematics(
+      skel, coordinates, np.broadcast_to(scales, (len(coordinates),) + scales.shape))
+                       .joint_centers, np.float64)[:, joints]
+  fractions = []
+  for c, cam in enumerate(calibration.cameras):
+    lm = landmarks[c]
+    height = np.nanmax(lm[..., 1], axis=1) - np.nanmin(lm[..., 1], axis=1)  # (T,)
+    err = np.linalg.norm(cam.project(centres) - lm[:, marks], axis=-1)  # (T, J)
+    ok = (visibility[c][:, marks] >= 0.5) & np.isfinite(err) & (height[:, None] > 0)
+    fractions.append((err / height[:, None])[ok])
+  return float(np.median(np.concatenate(fractions)))
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  import opensim  # pylint: disable=g-import-not-at-top
+  opensim.Logger.setLevelString('error')
+  from banet_jax import data, evaluation  # pylint: disable=g-import-not-at-top
+  from banet_jax.capture import calibration, demo, pipeline, placement  # pylint: disable=g-import-not-at-top
+  from banet_jax.capture import predict as capture_predict  # pylint: disable=g-import-not-at-top
+  from banet_jax.capture import persons  # pylint: disable=g-import-not-at-top
+  from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
+  from benchmarks import _common  # pylint: disable=g-import-not-at-top
+
+  folder = demo.demo_capture_dir('Demo_SinglePerson')
+  videos = [str(folder / 'videos' / f'cam0{i}.mp4') for i in range(1, 5)]
+  calib_path = folder / 'calibration' / 'Calib.qca.txt'
+  predictor = Predictor.restore(_CHECKPOINT.value)
+  skel = predictor.layout.skeleton
+  out_dir = pathlib.Path(_OUT_DIR.value)
+  num_frames = _NUM_FRAMES.value or None
+  pose = persons.BlazePose()
+  print(_common.platform_info())
+  print(f'capture: {folder}\ncheckpoint: {_CHECKPOINT.value} (step {predictor.step}, stage '
+        f'{predictor.stage}, {predictor.net.config.image_size}-px crops)\n')
+
+  # 2 + 3: both pairs, all four cameras for placement and reprojection.
+  calib = calibration.load_calibration(calib_path)
+  runs = {}
+  for pair in _PAIRS.value:
+    cams = tuple(pair.split('+'))
+    capture = pipeline.open_capture(videos, calib, cams, num_frames=num_frames, pose=pose,
+                                    progress=False)
+    report = capture_predict.predict_capture(predictor, capture, out_dir / pair.replace('+', '_'),
+                                             name=pair.replace('+', '_'))
+    pred = np.load(out_dir / pair.replace('+', '_') / 'predictions.npz')
+    runs[pair] = (capture, report, pred['coordinates'], pred['scales'])
+    print(f'{pair}: person {report["person"]["track_per_camera"]}, placement residual '
+          f'{report["placement"]["median_residual_m"] * 100:.1f} cm, held frames '
+          f'{ {k: len(v) for k, v in report["held_frames"].items()} }')
+
+  # 1: distortion convention, from the landmarks of the first run (distorted pixels).
+  capture = runs[_PAIRS.value[0]][0]
+  rows = []
+  for divisor in (1.0, 64.0):
+    c2 = calibration.load_calibration(calib_path, qualisys_distortion_scale=divisor)
+    rows.append((f'distortion / {divisor:g}',
+                 f'{landmark_reprojection_px(capture.landmarks, capture.visibility, c2):.2f}'))
+  c0 = calibration.load_calibration(calib_path)
+  no_dist = calibration.Calibration(
+      cameras=tuple(type(c)(c.name, c.size, c.K, np.zeros(5), c.R, c.t) for c in c0.cameras),
+      source=c0.source, format=c0.format, floor_known=c0.floor_known, notes=c0.notes)
+  rows.append(('no distortion',
+               f'{landmark_reprojection_px(capture.landmarks, capture.visibility, no_dist):.2f}'))
+  print('\n## 1. Qualisys distortion: BlazePose landmarks of 4 cameras, triangulated\n')
+  print(_table(['calibration', 'median reprojection error (px)'], rows))
+
+  # 2. cross-pair consistency.
+  names = [n for i, n in enumerate(skel.coordinate_names)
+           if skel.rotational[i] and i not in placement.global_translation_indices(skel)]
+  idx = [skel.coordinate_names.index(n) for n in names]
+  (_, _, qa, _), (_, _, qb, _) = runs[_PAIRS.value[0]], runs[_PAIRS.value[1]]
+  diff = np.degrees(np.abs(np.angle(np.exp(1j * (qa[:, idx] - qb[:, idx])))))
+  pair_mae = diff.mean(axis=0)
+  print(f'\n## 2. Cross-pair consistency: {_PAIRS.value[0]} vs {_PAIRS.value[1]}, '
+        f'{len(qa)} frames\n')
+  print(_table(['coordinate', 'mean |difference| (deg)'],
+               [(n, f'{v:.1f}') for n, v in zip(names, pair_mae)]
+               + [('**all**', f'{pair_mae.mean():.1f}')]))
+
+  # 3. reprojection against BlazePose, next to the mean pose.
+  config = predictor.train_config
+  try:
+    train = data.open_source(_BASELINE_DATASET.value or config.dataset, 'train', config.data_dir,
+                             layout=predictor.layout, synthetic_clips=config.synthetic_clips,
+                             synthetic_frames=config.synthetic_frames,
+                             synthetic_crop_size=config.synthetic_crop_size)
+    q = np.concatenate([np.asarray(train[i]['coordinates']) for i in range(len(train))])
+    s = np.stack([np.asarray(train[i]['scales']) for i in range(len(train))])
+    mean_q, mean_s = evaluation.mean_pose(predictor.layout, q, s)
+    baseline_source = f'{config.dataset} train ({len(q)} frames)'
+  except Exception as e:  # pylint: disable=broad-except
+    mean_q, mean_s = np.zeros(skel.num_coordinates), np.ones((skel.num_bodies, 3))
+    baseline_source = f'default pose (training data unavailable: {e})'
+  rows = []
+  for pair, (capture, report, coords, scales) in runs.items():
+    points, _ = capture.triangulate()
+    base = np.broadcast_to(mean_q, coords.shape).copy()
+    pelvis = [skel.coordinate_index(n) for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation')]
+    base[:, pelvis] = coords[:, pelvis]
+    translation, _ = placement.pelvis_translation(skel, base, mean_s, points)
+    base = placement.place(skel, base, translation)
+    rows.append((pair, f'{joint_reprojection(skel, coords, scales, capture.landmarks, capture.visibility, capture.calibration):.3f}',
+                 f'{joint_reprojection(skel, base, mean_s, capture.landmarks, capture.visibility, capture.calibration):.3f}'))
+  print(f'\n## 3. Joint centres vs BlazePose in all 4 cameras (median error / person height)\n'
+        f'baseline: {baseline_source}\n')
+  print(_table(['network cameras', 'BANet', 'mean pose'], rows))
+
+  # 4. timings of a two-view run.
+  pair = tuple(_PAIRS.value[0].split('+'))
+  two = [v for v in videos if pathlib.Path(v).stem in pair]
+  capture = pipeline.open_capture(two, calib, pair, num_frames=num_frames, pose=pose,
+                                  progress=False)
+  t0 = time.perf_counter()
+  report = capture_predict.predict_capture(predictor, capture, out_dir / 'two_view_timing',
+                                           name='two_view')
+  total = time.perf_counter() - t0
+  per = report['timings_s']['per_frame']
+  front = sum(per.get(k, 0.0) for k in ('decode', 'masks', 'crops'))
+  print(f'\n## 4. Seconds per two-view frame ({capture.num_frames} frames, {" + ".join(pair)} '
+        'only)\n')
+  print(_table(['stage', 's / frame'], [(k, f'{v:.3f}') for k, v in per.items()]
+               + [('decode + masks + crops', f'{front:.3f}'),
+                  ('wall, whole command', f'{total / capture.num_frames:.3f}')]))
+  (out_dir / 'benchmark.json').write_text(json.dumps(
+      {'cross_pair_deg': dict(zip(names, pair_mae.tolist())), 'reprojection': rows,
+       'timings_per_frame': per}, indent=1, default=str))
+
+
+if __name__ == '__main__':
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+  app.run(main)

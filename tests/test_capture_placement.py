@@ -1,0 +1,141 @@
+"""Crops from distorted frames, triangulation, pelvis placement and floor (banet_jax.capture)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from banet_jax import geometry
+from banet_jax.capture import crops, placement
+from banet_jax.skeleton import forward_kinematics, load_osim
+
+K = np.array([[900.0, 0, 500], [0, 905.0, 640], [0, 0, 1]])
+DIST = np.array([-0.25, 0.12, 0.001, -0.002, 0.0])  # strong barrel, like a wide lens
+
+
+def _look_at(centre, target=(0.0, 1.0, 0.0)):
+  centre, target = np.asarray(centre, float), np.asarray(target, float)
+  z = target - centre
+  z /= np.linalg.norm(z)
+  x = np.cross(z, [0.0, 1.0, 0.0])
+  x /= np.linalg.norm(x)
+  y = np.cross(z, x)
+  r = np.stack([x, y, z])
+  return r, -r @ centre
+
+
+class _Cam:
+  def __init__(self, centre):
+    self.K, self.dist = K, DIST
+    self.R, self.t = _look_at(centre)
+
+
+def test_distort_pixels_matches_opencv_projection():
+  cam = _Cam([3.0, 1.5, 1.0])
+  points = np.array([[0.2, 0.1, 0.3], [-0.4, 1.8, 0.2], [0.3, 0.9, -0.5]])
+  ideal = geometry.project(points, K, cam.R, cam.t)
+  expected, _ = cv2.projectPoints(points, cv2.Rodrigues(cam.R)[0], cam.t, K, DIST)
+  np.testing.assert_allclose(crops.distort_pixels(K, DIST, ideal), expected[:, 0], atol=1e-6)
+
+
+def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
+  """A dot drawn where the real (distorted) lens puts a world point appears in the crop at
+  the pinhole projection mapped by the crop meta, as BANet's geometry assumes."""
+  cam = _Cam([3.0, 1.2, 2.0])
+  point = np.array([0.35, 1.5, -0.2])
+  distorted, _ = cv2.projectPoints(point[None], cv2.Rodrigues(cam.R)[0], cam.t, K, DIST)
+  u, v = distorted[0, 0]
+  frame = np.zeros((1280, 1000, 3), np.uint8)
+  cv2.circle(frame, (round(u), round(v)), 6, (255, 255, 255), -1)
+  mask = np.zeros((1280, 1000), bool)
+  mask[200:1100, 250:700] = True  # a person-sized box around the dot
+  crop, crop_mask, meta = crops.undistorted_square_crop(frame, mask, K, DIST, 128)
+  expected = geometry.full_to_crop(geometry.project(point, K, cam.R, cam.t), meta)
+  weights = crop[..., 0].astype(float)
+  ys, xs = np.mgrid[:128, :128]
+  found = np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
+  np.testing.assert_allclose(found, expected, atol=0.35)  # crop pixels (scale ~7.7 px)
+  assert crop_mask.any() and meta[2] > 1
+  # Without distortion it is the plain square crop of odah_tfds.
+  from odah_tfds.render.crops import square_crop
+  yy, xx = np.mgrid[:300, :200]
+  image = np.stack([127 + 120 * np.sin(xx / 17.0), 127 + 120 * np.cos(yy / 23.0),
+                    (xx + yy) * 0.5], axis=-1).astype(np.uint8)  # smooth: no aliasing
+  m = np.zeros((300, 200), bool)
+  m[40:260, 60:140] = True
+  a = crops.undistorted_square_crop(image, m, K, np.zeros(5), 64)
+  b = square_crop(image, m, 64)
+  np.testing.assert_array_equal(a[2], b[2])
+  np.testing.assert_array_equal(a[1], b[1])
+  assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() < 1.5
+
+
+def test_empty_mask_is_refused():
+  from odah_tfds.render.crops import EmptyMaskError
+  with pytest.raises(EmptyMaskError):
+    crops.undistorted_square_crop(np.zeros((50, 40, 3), np.uint8), np.zeros((50, 40), bool), K,
+                                  DIST, 32)
+
+
+def test_triangulation_through_the_lens_recovers_points_and_rejects_an_outlier_camera():
+  from banet_jax.capture.calibration import CameraCalibration
+  cams = [CameraCalibration(f'c{i}', (1000, 1280), K, DIST, *_look_at(c)) for i, c in
+          enumerate(([3, 1.8, 0], [0, 2.0, 3.5], [-3, 1.7, 0.5], [0.5, 1.9, -3.2]))]
+  rng = np.random.default_rng(1)
+  truth = rng.uniform(-0.5, 0.5, (5, 33, 3)) + np.array([0, 1.0, 0])
+  pixels = np.stack([c.project(truth) for c in cams])  # distorted, as the cameras see them
+  vis = np.ones(pixels.shape[:3])
+  points, used = placement.triangulate_landmarks(pixels, vis, cams)
+  np.testing.assert_allclose(points, truth, atol=1e-6)
+  assert np.all(used == 4)
+  # Ignoring the lens misses by millimetres here (points near the image centres).
+  flat = [CameraCalibration(c.name, c.size, c.K, np.zeros(5), c.R, c.t) for c in cams]
+  assert np.nanmax(np.abs(placement.triangulate_landmarks(pixels, vis, flat,
+                                                          max_reprojection_px=1e9)[0]
+                          - truth)) > 0.003
+  pixels[2, :, 0] += 80.0  # one camera mislabels landmark 0
+  vis[1, :, 1] = 0.1       # one camera does not see landmark 1
+  points, used = placement.triangulate_landmarks(pixels, vis, cams)
+  np.testing.assert_allclose(points[:, 0], truth[:, 0], atol=1e-6)
+  assert np.all(used[:, 0] == 3) and np.all(used[:, 1] == 3)
+
+
+def test_pelvis_translation_recovers_the_true_placement(project_model_path):
+  skel = load_osim(str(project_model_path))
+  rng = np.random.default_rng(2)
+  t = 6
+  coords = np.zeros((t, skel.num_coordinates))
+  coords[:, skel.coordinate_index('knee_angle_r')] = rng.uniform(-1.2, 0, t)
+  coords[:, skel.coordinate_index('hip_flexion_l')] = rng.uniform(-0.3, 0.8, t)
+  coords[:, skel.coordinate_index('pelvis_rotation')] = rng.uniform(-3, 3, t)
+  scales = np.full((skel.num_bodies, 3), 1.05)
+  truth = rng.uniform(-2, 2, (t, 3)) + np.array([0, 0.95, 0])
+  placed = placement.place(skel, coords, truth)
+  # The ground joint's translations move every point by the same vector.
+  fk0 = np.asarray(forward_kinematics(skel, coords, np.broadcast_to(scales, (t,) + scales.shape))
+                   .joint_centers)
+  fk1 = np.asarray(forward_kinematics(skel, placed, np.broadcast_to(scales, (t,) + scales.shape))
+                   .joint_centers)
+  np.testing.assert_allclose(fk1 - fk0, np.broadcast_to(truth[:, None], fk0.shape), atol=1e-5)
+  # Landmarks at the true joint centres (+ 1 cm noise), one frame with none.
+  joints, marks = placement.matched_joints(skel)
+  points = np.full((t, 33, 3), np.nan)
+  points[:, marks] = fk1[:, joints] + rng.normal(0, 0.01, (t, len(marks), 3))
+  points[3] = np.nan
+  translation, residual = placement.pelvis_translation(skel, coords, scales, points)
+  err = np.linalg.norm(translation - truth, axis=1)
+  assert np.all(err[[0, 1, 2, 4, 5]] < 0.01)
+  assert np.isnan(residual[3]) and np.allclose(translation[3], translation[2]) or \
+      np.allclose(translation[3], translation[4])
+  points[:] = np.nan
+  with pytest.raises(ValueError, match='no frame has enough'):
+    placement.pelvis_translation(skel, coords, scales, points)
+
+
+def test_floor_from_the_feet():
+  points = np.full((50, 33, 3), np.nan)
+  points[:, list(placement.FOOT_LANDMARKS), 1] = 0.31 + np.linspace(0, 0.2, 50)[:, None]
+  assert placement.estimate_floor(points) == pytest.approx(0.31 + 0.2 * 0.02, abs=0.005)
+  with pytest.raises(ValueError, match='foot'):
+    placement.estimate_floor(np.full((3, 33, 3), np.nan))

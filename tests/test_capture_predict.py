@@ -1,0 +1,146 @@
+"""launch.predict --videos: the real capture end to end, and every bad input.
+
+The capture is Pose2Sim's demo trial (banet_jax.capture.demo fetches it from the package
+registry; the tests skip only when the registry cannot be reached). The model is the
+session's smoke checkpoint (conftest), so the angles mean nothing; what is checked is the
+plumbing: files OpenSim opens, the person chosen, the body placed in the lab, pictures of
+every camera, clear errors that name the file, camera and frame, and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def demo_dir():
+  from banet_jax.capture import demo
+  try:
+    return demo.demo_capture_dir('Demo_SinglePerson')
+  except demo.DemoFetchError as e:
+    pytest.skip(f'the package registry cannot be reached: {e}')
+
+
+@pytest.fixture(scope='module')
+def blazepose_ready():
+  from banet_jax.capture import persons
+  try:
+    persons.blazepose_models()
+  except persons.ModelFetchError as e:
+    pytest.skip(f'the package registry cannot be reached: {e}')
+
+
+def _predict(*args):
+  env = dict(os.environ)
+  env['PYTHONPATH'] = os.pathsep.join(p for p in (str(ROOT), env.get('PYTHONPATH')) if p)
+  return subprocess.run([sys.executable, '-m', 'launch.predict', *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=900, check=False)
+
+
+def _videos(folder, cams=(1, 2, 3, 4)):
+  return ','.join(str(folder / 'videos' / f'cam0{i}.mp4') for i in cams)
+
+
+def test_videos_to_opensim_files_on_the_real_capture(smoke_checkpoint, demo_dir, blazepose_ready,
+                                                     tmp_path):
+  import opensim
+  out_dir = tmp_path / 'out'
+  out = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={_videos(demo_dir)}',
+                 f'--calibration={demo_dir / "calibration" / "Calib.qca.txt"}',
+                 '--cameras=cam01,cam04', '--num_frames=6', f'--out_dir={out_dir}', '--name=demo')
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  report = json.loads((out_dir / 'report.json').read_text())
+  assert report['network_cameras'] == ['cam01', 'cam04']
+  assert report['frames'] == 6 and report['floor']['source'] == 'calibration'
+  assert set(report['person']['track_per_camera']) == {'cam01', 'cam02', 'cam03', 'cam04'}
+  for name in ('demo.mot', 'demo.trc', 'demo.osim', 'angles.png', 'overlays.png',
+               'predictions.npz', *(f'overlay_cam0{i}.png' for i in range(1, 5))):
+    assert (out_dir / name).is_file(), name
+  model = opensim.Model(str(out_dir / 'demo.osim'))
+  model.initSystem()
+  table = opensim.TimeSeriesTable(str(out_dir / 'demo.mot'))
+  assert table.getNumRows() == 6
+  labels = list(table.getColumnLabels())
+  # The body stands in the lab: the subject balances near the calibration origin, pelvis
+  # about a metre above the floor (any pose of the untrained model keeps it within 0.5 m).
+  ty = np.array(table.getDependentColumn('pelvis_ty').to_numpy())
+  tx = np.array(table.getDependentColumn('pelvis_tx').to_numpy())
+  assert 'pelvis_tz' in labels and np.all(np.abs(tx) < 1.5) and np.all((ty > 0.5) & (ty < 1.5))
+  sheet = cv2.imread(str(out_dir / 'overlay_cam02.png'))
+  assert sheet is not None and sheet.shape[1] > sheet.shape[0]  # frames side by side
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith('.partial-')]
+
+
+def _write_video(path, frames, size, fps=60.0, value=0):
+  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
+  for _ in range(frames):
+    writer.write(np.full((size[1], size[0], 3), value, np.uint8))
+  writer.release()
+
+
+def _bad_capture(case, demo_dir, folder):
+  """Two-camera inputs with one defect; returns (videos, expected words of the message)."""
+  for i in (1, 4):
+    shutil.copy(demo_dir / 'videos' / f'cam0{i}.mp4', folder / f'cam0{i}.mp4')
+  paths = [folder / 'cam01.mp4', folder / 'cam04.mp4']
+  if case == 'frame_count':
+    _write_video(folder / 'cam04.mp4', 50, (1088, 1920))
+    return paths, ['cam04', 'cam01', '50', '100']
+  if case == 'missing_camera':
+    shutil.move(folder / 'cam04.mp4', folder / 'cam09.mp4')
+    return [paths[0], folder / 'cam09.mp4'], ['cam09.mp4', 'cam01', 'cam04']
+  if case == 'undecodable':
+    (folder / 'cam04.mp4').write_bytes(os.urandom(4096))
+    return paths, ['cam04.mp4']
+  if case == 'no_person':
+    _write_video(folder / 'cam04.mp4', 100, (1088, 1920))
+    return paths, ['cam04', 'no person']
+  if case == 'frame_size':
+    _write_video(folder / 'cam04.mp4', 100, (720, 1280))
+    return paths, ['cam04', '720', '1088']
+  if case == 'frame_rate':
+    _write_video(folder / 'cam04.mp4', 100, (1088, 1920), fps=30.0)
+    return paths, ['cam04', '30', '60']
+  return paths[:1], ['two']
+
+
+@pytest.mark.parametrize('case', ['frame_count', 'missing_camera', 'undecodable', 'no_person',
+                                  'frame_size', 'frame_rate', 'one_camera'])
+def test_bad_inputs_fail_clearly(case, demo_dir, blazepose_ready, tmp_path):
+  from banet_jax.capture import calibration, pipeline
+  calib = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  paths, expect = _bad_capture(case, demo_dir, tmp_path)
+  with pytest.raises(ValueError) as info:
+    capture = pipeline.open_capture([str(p) for p in paths], calib, num_frames=4,
+                                    progress=False)
+    for _ in capture.segments(crop_size=32):
+      pass
+  for word in expect:
+    assert word.lower() in str(info.value).lower(), (word, str(info.value))
+
+
+def test_command_reports_an_error_in_one_line_and_writes_nothing(smoke_checkpoint, demo_dir,
+                                                                 blazepose_ready, tmp_path):
+  folder = tmp_path / 'videos'
+  folder.mkdir()
+  paths, expect = _bad_capture('no_person', demo_dir, folder)
+  out_dir = tmp_path / 'out'
+  out = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={",".join(map(str, paths))}',
+                 f'--calibration={demo_dir / "calibration" / "Calib.qca.txt"}', '--num_frames=4',
+                 f'--out_dir={out_dir}')
+  assert out.returncode != 0
+  message = out.stderr.strip().splitlines()[-1]
+  assert message.startswith('error:') and all(w in message for w in expect), out.stderr[-2000:]
+  assert not out_dir.exists()
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith('.partial-')]
