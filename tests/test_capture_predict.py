@@ -144,3 +144,29 @@ def test_command_reports_an_error_in_one_line_and_writes_nothing(smoke_checkpoin
   assert message.startswith('error:') and all(w in message for w in expect), out.stderr[-2000:]
   assert not out_dir.exists()
   assert not [p for p in tmp_path.iterdir() if p.name.startswith('.partial-')]
+
+
+def test_floor_from_the_feet_where_the_calibration_has_none(smoke_checkpoint, demo_dir,
+                                                            blazepose_ready, tmp_path):
+  """The demo's lab world lifted by 0.5 m and its floor forgotten (as in a checkerboard
+  world): the floor comes back from the feet, and the body stands where it stood."""
+  import opensim
+  from banet_jax.capture import calibration, pipeline, predict
+  from banet_jax.inference import Predictor
+  opensim.Logger.setLevelString('error')
+  predictor = Predictor.restore(smoke_checkpoint)
+  lab = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  lifted = lab.transformed(np.eye(3), np.array([0.0, 0.5, 0.0]), floor_known=False)
+  videos = [str(demo_dir / 'videos' / f'cam0{i}.mp4') for i in (1, 2, 3, 4)]
+  reports, heights = [], []
+  for name, calib in (('lab', lab), ('lifted', lifted)):
+    capture = pipeline.open_capture(videos, calib, ('cam01', 'cam04'), num_frames=4,
+                                    progress=False)
+    reports.append(predict.predict_capture(predictor, capture, tmp_path / name, name=name,
+                                           overlay_count=1))
+    heights.append(np.load(tmp_path / name / 'predictions.npz')['coordinates'][:, 4])
+  assert reports[0]['floor']['source'] == 'calibration'
+  floor = reports[1]['floor']
+  assert floor['source'] == 'feet' and 0.45 < floor['height_m'] < 0.6
+  # The lowest foot landmark sits a few centimetres above the true floor.
+  np.testing.assert_allclose(heights[1], heights[0] - (floor['height_m'] - 0.5), atol=1e-3)

@@ -493,7 +493,7 @@ def _opencv_toml_cameras(path, data, what):
   """Camera tables of a Pose2Sim / aniposelib toml -> [(name, table)] in file order."""
   tables = [(k, v) for k, v in data.items() if isinstance(v, dict) and k != 'metadata']
   if not tables:
-    raise _error(path, None, f'no camera tables', f'a {what} toml has one table per camera '
+    raise _error(path, None, 'no camera tables', f'a {what} toml has one table per camera '
                  f'with {", ".join(_OPENCV_KEYS)}')
   cams = []
   for key, table in tables:

@@ -23,19 +23,19 @@ prints the demo folder.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 
+from banet_jax.capture import registry
+
 POSE2SIM_VERSION = '0.10.49'
 WHEEL_NAME = f'pose2sim-{POSE2SIM_VERSION}-py3-none-any.whl'
 WHEEL_SHA256 = '403e0dc4065898ba6a595e72a8970950310979253d60e24c2e00b16b36bf21e1'
-CACHE_ENV = 'BANET_CACHE_DIR'
+CACHE_ENV = registry.CACHE_ENV
 _MARKER = 'pose2sim-wheel.sha256'   # written last inside the extraction, names the wheel
 
 
@@ -48,37 +48,16 @@ class DemoChecksumError(RuntimeError):
 
 
 def default_cache_dir() -> pathlib.Path:
-  root = os.environ.get(CACHE_ENV)
-  root = pathlib.Path(root) if root else pathlib.Path.home() / '.cache' / 'banet_jax'
-  return root / f'pose2sim-{POSE2SIM_VERSION}'
-
-
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
+  return registry.cache_root() / f'pose2sim-{POSE2SIM_VERSION}'
 
 
 def _download(folder: pathlib.Path) -> pathlib.Path:
   """pip-downloads the pinned wheel into `folder`; its path, or DemoFetchError."""
-  cmd = [sys.executable, '-m', 'pip', 'download', f'pose2sim=={POSE2SIM_VERSION}',
-         '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '-q',
-         '-d', str(folder)]
   how = (f'Check the network connection to PyPI (or your index: PIP_INDEX_URL, pip.conf), '
          f'or download {WHEEL_NAME} elsewhere (pip download pose2sim=={POSE2SIM_VERSION} '
          '--no-deps) and pass it with --wheel=PATH (demo_capture_dir(wheel=PATH)).')
-  try:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-  except (OSError, subprocess.TimeoutExpired) as e:
-    raise DemoFetchError(f'could not run pip to download the Pose2Sim demo ({e}). {how}') from e
-  wheels = sorted(folder.glob('pose2sim-*.whl'))
-  if result.returncode != 0 or not wheels:
-    tail = '\n'.join((result.stderr or result.stdout).strip().splitlines()[-5:])
-    raise DemoFetchError(f'pip could not download pose2sim=={POSE2SIM_VERSION} '
-                         f'(exit {result.returncode}):\n{tail}\n{how}')
-  return wheels[0]
+  return registry.pip_download(f'pose2sim=={POSE2SIM_VERSION}', folder, error=DemoFetchError,
+                               how=how, timeout=600)
 
 
 def _wanted(member: str) -> bool:
@@ -132,7 +111,7 @@ def demo_capture_dir(name: str = 'Demo_SinglePerson', cache_dir=None, *,
       path = pathlib.Path(wheel) if wheel is not None else _download(pathlib.Path(tmp))
       if not path.is_file():
         raise DemoFetchError(f'wheel {path}: no such file')
-      digest = _sha256(path)
+      digest = registry.sha256(path)
       if digest != WHEEL_SHA256:
         raise DemoChecksumError(
             f'{path} has sha256 {digest}, not the pinned {WHEEL_SHA256} of {WHEEL_NAME}: '

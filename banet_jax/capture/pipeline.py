@@ -46,7 +46,6 @@ from collections.abc import Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 
-from banet_jax.capture import calibration as calib_lib
 from banet_jax.capture import crops as crop_lib
 from banet_jax.capture import persons
 from banet_jax.capture import video as video_lib
