@@ -49,6 +49,9 @@ _CAMERA_NAMES = flags.DEFINE_list('camera_names', None, 'Calibration camera of e
 _MASKS = flags.DEFINE_list('masks', None, 'Your own person masks for the two --cameras: a folder '
                            'of images (one per video frame) or a mask video each (default: '
                            'BlazePose segmentation).')
+_NEAR = flags.DEFINE_list('near', None, 'x,y,z (metres, project world: y up): with several '
+                          'people, follow the one standing nearest this point (default: the '
+                          'most central in the images).')
 _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate the videos are resampled to (ODAH: 60).')
 _START = flags.DEFINE_integer('start', 0, 'First output frame (at --fps).')
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Output frames to process (0: all).')
@@ -93,19 +96,24 @@ def _predict_videos(out_dir):
                                        qualisys_distortion_scale=_QCA_DISTORTION.value)
   mapping = pipeline.match_videos(_VIDEOS.value, calib, _CAMERA_NAMES.value)
   cameras = tuple(_CAMERAS.value or list(mapping)[:2])
+  if _NEAR.value and len(_NEAR.value) != 3:
+    raise ValueError(f'--near needs x,y,z in metres, got {_NEAR.value}')
   masks = None
   if _MASKS.value:
     if len(_MASKS.value) != len(cameras):
       raise ValueError(f'--masks needs one folder or video per network camera {list(cameras)}')
     masks = dict(zip(cameras, _MASKS.value))
   capture = pipeline.Capture(mapping, calib, cameras, fps=_FPS.value, start=_START.value,
-                             num_frames=_NUM_FRAMES.value or None, masks=masks)
+                             num_frames=_NUM_FRAMES.value or None, masks=masks,
+                             near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
   predictor = Predictor.restore(_CHECKPOINT.value)
   name = _NAME.value
   report = predict.predict_capture(predictor, capture, out_dir, name=name)
-  person = report.get('person', {}).get('track_per_camera')
-  print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from '
-        f'{", ".join(cameras)}; person tracks {person}; floor from {report["floor"]["source"]}')
+  person = report['person']
+  where = np.round(person['selection']['position'], 2).tolist()
+  print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from {", ".join(cameras)}; '
+        f'the person at {where} m (tracks {person["track_per_camera"]}, candidates '
+        f'{person["candidates_per_camera"]}); floor from {report["floor"]["source"]}')
   for key, value in report['files'].items():
     print(f'  {key}: {value}')
   per_frame = report['timings_s']['per_frame']

@@ -65,6 +65,7 @@ def test_videos_to_opensim_files_on_the_real_capture(smoke_checkpoint, demo_dir,
   assert report['frames'] == 6 and report['floor']['source'] == 'calibration'
   assert set(report['person']['track_per_camera']) == {'cam01', 'cam02', 'cam03', 'cam04'}
   for name in ('demo.mot', 'demo.trc', 'demo.osim', 'angles.png', 'overlays.png',
+               'network_inputs.png',
                'predictions.npz', *(f'overlay_cam0{i}.png' for i in range(1, 5))):
     assert (out_dir / name).is_file(), name
   model = opensim.Model(str(out_dir / 'demo.osim'))
@@ -170,3 +171,30 @@ def test_floor_from_the_feet_where_the_calibration_has_none(smoke_checkpoint, de
   assert floor['source'] == 'feet' and 0.45 < floor['height_m'] < 0.6
   # The lowest foot landmark sits a few centimetres above the true floor.
   np.testing.assert_allclose(heights[1], heights[0] - (floor['height_m'] - 0.5), atol=1e-3)
+
+
+def test_two_people_one_chosen_and_the_other_on_request(blazepose_ready):
+  """Pose2Sim's two-person demo: the default follows the most central person in every
+  camera; `near` the other one; both are reported with their position."""
+  from banet_jax.capture import calibration, demo, pipeline
+  try:
+    folder = demo.demo_capture_dir('Demo_MultiPerson')
+  except demo.DemoFetchError as e:
+    pytest.skip(f'the package registry cannot be reached: {e}')
+  calib = calibration.load_calibration(folder / 'calibration' / 'Calib.qca.txt')
+  videos = [str(folder / 'videos' / f'cam0{i}.mp4') for i in (1, 2, 3, 4)]
+  positions = []
+  for near in (None, 'other'):
+    if near == 'other':
+      people = [selection['candidates'][k]['position'] for k in selection['persons']]
+      others = [p for p in people if np.linalg.norm(np.subtract(p, positions[0])) > 0.5]
+      assert others, selection
+      near = others[0]
+    capture = pipeline.open_capture(videos, calib, ('cam01', 'cam03'), num_frames=10,
+                                    select_frames=10, near=near, progress=False)
+    for _ in capture.segments(crop_size=32):
+      pass
+    selection = capture.report['person']['selection']
+    positions.append(np.asarray(selection['position']))
+    assert max(capture.report['person']['candidates_per_camera'].values()) >= 2
+  assert np.linalg.norm(positions[0] - positions[1]) > 0.5

@@ -19,7 +19,8 @@ Contract:
   per-frame landmarks, 4 x 33 x 3 numbers per camera, are kept for the whole video).
 * Person: BlazePose tracks every candidate in every camera (`persons.PersonTracker`); over
   the first frames the one person seen consistently by all cameras through the
-  calibration is chosen (`persons.select_person`) and followed by track id, or, when a
+  calibration is chosen (`persons.select_person`: the most central person in the images,
+  or the one nearest a world point `near`) and followed by track id, or, when a
   track is lost and found again, by the candidate nearest its last position. A frame where
   a network camera does not see the person repeats that camera's previous crop (counted in
   `report['held_frames']`); a first frame without the person is an error.
@@ -152,7 +153,7 @@ class Capture:
   def __init__(self, videos: Mapping[str, str], calibration, network_cameras: Sequence[str],
                *, fps: float = 60.0, start: int = 0, num_frames: int | None = None,
                masks: Mapping[str, str] | None = None, pose: persons.BlazePose | None = None,
-               select_frames: int = 10, progress: bool = True):
+               select_frames: int = 10, near=None, progress: bool = True):
     self.names = list(videos)
     self.network_cameras = tuple(network_cameras)
     if len(self.network_cameras) != 2 or len(set(self.network_cameras)) != 2:
@@ -183,6 +184,7 @@ class Capture:
     self.pose = pose or persons.BlazePose()
     self.trackers = [persons.PersonTracker(self.pose) for _ in self.names]
     self.select_frames = max(1, min(select_frames, self.num_frames))
+    self.near = None if near is None else np.asarray(near, np.float64)
     c = len(self.names)
     self.landmarks = np.full((c, self.num_frames, NUM_LANDMARKS, 2), np.nan, np.float32)
     self.visibility = np.zeros((c, self.num_frames, NUM_LANDMARKS), np.float32)
@@ -212,7 +214,9 @@ class Capture:
       tracks.append((ids, [[next((o for o in obs if o.track_id == i), None) for obs in frames]
                            for i in ids]))
     try:
-      chosen, report = persons.select_person([t[1] for t in tracks], self.calibration.cameras)
+      kwargs = {} if self.near is None else {'near': self.near}
+      chosen, report = persons.select_person([t[1] for t in tracks], self.calibration.cameras,
+                                             **kwargs)
     except persons.PersonSelectionError as e:
       raise CaptureError(f'{e} (videos {self.paths})') from e
     self._chosen = [tracks[c][0][k] for c, k in enumerate(chosen)]

@@ -7,6 +7,7 @@
                               centres and bones, projected with the lens model) over frames
                               of every view, the BlazePose landmarks as small dots
   overlays.png                all cameras side by side (rows: frames)
+  network_inputs.png          what BANet saw at those frames: the two masked crops
   angles.png                  the main coordinates over time
   report.json                 cameras, person choice, floor, placement residuals, timings
   predictions.npz             raw arrays: coordinates (T, C), scales (B, 3), landmarks
@@ -100,6 +101,19 @@ def overlay_sheets(capture, joints_world: np.ndarray, edges, out_dir: pathlib.Pa
   return [str(path)] + paths
 
 
+def network_inputs_sheet(capture, inputs: dict, out_dir: pathlib.Path, side: int = 160) -> str:
+  """The masked crops {frame: (2, S, S, 3)} as a grid (rows: frames, columns: views)."""
+  rows = []
+  for f in sorted(inputs):
+    tiles = [_label(cv2.resize(np.ascontiguousarray(v), (side, side),
+                               interpolation=cv2.INTER_NEAREST), name)
+             for v, name in zip(inputs[f], capture.network_cameras)]
+    rows.append(np.concatenate(tiles, axis=1))
+  path = out_dir / 'network_inputs.png'
+  cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+  return str(path)
+
+
 def thumbnail_frames(num_frames: int, count: int) -> list[int]:
   """`count` output frames spread over the clip (first and last included)."""
   return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, max(1, count))})
@@ -116,8 +130,14 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
   skel = predictor.layout.skeleton
   crop_size = predictor.net.config.image_size
   coords, scales, t_net = [], [], 0.0
-  for segment in capture.segments(crop_size, segment_frames,
-                                  thumbnail_frames(capture.num_frames, overlay_count)):
+  shown = thumbnail_frames(capture.num_frames, overlay_count)
+  inputs = {}
+  for segment in capture.segments(crop_size, segment_frames, shown):
+    for f in shown:
+      if segment.start <= f < segment.stop:
+        clip = segment.clip
+        inputs[f] = clip['crops'][:, f - segment.start] * clip['masks'][:, f - segment.start,
+                                                                      ..., None]
     t0 = time.perf_counter()
     pred = predictor.predict_clip(segment.clip)
     t_net += time.perf_counter() - t0
@@ -161,6 +181,7 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
     joints = np.asarray(fk.joint_centers, np.float64)
     joints[..., 1] += floor  # back into the calibration's world for projection
     files['overlays'] = overlay_sheets(capture, joints, skeleton_edges(skel), staging)
+    files['network_inputs'] = network_inputs_sheet(capture, inputs, staging)
     names = [n for n in CURVE_COORDINATES if n in skel.coordinate_names]
     times = np.arange(len(coordinates)) / capture.fps
     files['angles'] = str(evaluation.plot_angle_curves(
