@@ -198,3 +198,30 @@ def test_two_people_one_chosen_and_the_other_on_request(blazepose_ready):
     positions.append(np.asarray(selection['position']))
     assert max(capture.report['person']['candidates_per_camera'].values()) >= 2
   assert np.linalg.norm(positions[0] - positions[1]) > 0.5
+
+
+def test_user_masks_from_a_folder_and_a_video(demo_dir, blazepose_ready, tmp_path):
+  """--masks: a folder of images for one camera, a mask video for the other; the crops
+  follow them, and an empty mask of the user's is an error naming camera, file and frame."""
+  from banet_jax.capture import calibration, pipeline
+  calib = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  videos = [str(demo_dir / 'videos' / f'cam0{i}.mp4') for i in (1, 4)]
+  folder = tmp_path / 'cam01_masks'
+  folder.mkdir()
+  box = np.zeros((1920, 1080), np.uint8)
+  box[500:1500, 300:700] = 255  # 400 x 1000 px: a square crop of side 1100
+  for f in range(4):
+    cv2.imwrite(str(folder / f'{f:05d}.png'), box if f != 2 else box * 0)
+  _write_video(tmp_path / 'cam04_masks.avi', 4, (1088, 1920), value=255)
+
+  def run(frames):
+    capture = pipeline.open_capture(videos, calib, num_frames=frames, progress=False,
+                                    masks={'cam01': str(folder),
+                                           'cam04': str(tmp_path / 'cam04_masks.avi')})
+    return [s.clip for s in capture.segments(crop_size=32)]
+
+  clip = run(2)[0]
+  np.testing.assert_allclose(clip['crop_meta'][0, 0, 2], 1100 / 32, rtol=0.02)
+  np.testing.assert_allclose(clip['crop_meta'][1, 0, 2], 1920 * 1.1 / 32, rtol=0.02)
+  with pytest.raises(ValueError, match=r'camera cam01 .*frame 2: the mask in .*cam01_masks'):
+    run(4)

@@ -22,8 +22,10 @@ Contract:
   calibration is chosen (`persons.select_person`: the most central person in the images,
   or the one nearest a world point `near`) and followed by track id, or, when a
   track is lost and found again, by the candidate nearest its last position. A frame where
-  a network camera does not see the person repeats that camera's previous crop (counted in
-  `report['held_frames']`); a first frame without the person is an error.
+  a network camera does not see the person (BlazePose lost it, or its mask is empty)
+  repeats that camera's previous crop, for at most `max_held_frames` frames in a row
+  (listed in `report['held_frames']`); a first frame without the person, a longer gap, or
+  an empty mask of the user's own is an error naming the camera, file and frame.
 * Masks: BlazePose's segmentation (threshold 0.5) by default, or the user's own masks: a
   folder of PNG files (one per source video frame, sorted by name, nonzero = person) or a
   mask video per network camera, in the distorted frame like the video.
@@ -153,7 +155,8 @@ class Capture:
   def __init__(self, videos: Mapping[str, str], calibration, network_cameras: Sequence[str],
                *, fps: float = 60.0, start: int = 0, num_frames: int | None = None,
                masks: Mapping[str, str] | None = None, pose: persons.BlazePose | None = None,
-               select_frames: int = 10, near=None, progress: bool = True):
+               select_frames: int = 10, near=None, max_held_frames: int = 15,
+               progress: bool = True):
     self.names = list(videos)
     self.network_cameras = tuple(network_cameras)
     if len(self.network_cameras) != 2 or len(set(self.network_cameras)) != 2:
@@ -175,12 +178,12 @@ class Capture:
       raise CaptureError(f'no frame to process in {self.paths} from output frame {start}')
     self.source_frames = video_lib.resample_indices(
         self.infos[0].num_frames, self.infos[0].fps, fps)[start:start + self.num_frames]
-    self.user_masks = {name: _UserMasks(path, name, self.calibration.camera(name).size)
-                       for name, path in (masks or {}).items()}
-    unknown = sorted(set(self.user_masks) - set(self.network_cameras))
+    unknown = sorted(set(masks or {}) - set(self.network_cameras))
     if unknown:
       raise CaptureError(f'masks given for {unknown}, which are not network cameras '
                          f'{list(self.network_cameras)}')
+    self.user_masks = {name: _UserMasks(path, name, self.infos[self.names.index(name)].size)
+                       for name, path in (masks or {}).items()}
     self.pose = pose or persons.BlazePose()
     self.trackers = [persons.PersonTracker(self.pose) for _ in self.names]
     self.select_frames = max(1, min(select_frames, self.num_frames))
@@ -200,6 +203,8 @@ class Capture:
     self._chosen: list[int | None] = [None] * c
     self._last_hip = [None] * c
     self._last_crop = {}
+    self.max_held_frames = max_held_frames
+    self._held_run = {name: 0 for name in self.network_cameras}
 
   # --- person choice ---------------------------------------------------------------------
 
@@ -252,17 +257,25 @@ class Capture:
       mask = None
     self.timings['masks'] += time.perf_counter() - t0
     t0 = time.perf_counter()
+    source_frame = int(self.source_frames[frame_index])
     try:
       if mask is None:
         raise EmptyMaskError('the person is not seen')
       out = crop_lib.undistorted_square_crop(image, mask, cam.K, cam.dist, crop_size)
-      self._last_crop[name] = out
+      self._last_crop[name], self._held_run[name] = out, 0
     except EmptyMaskError as e:
+      where = f'camera {name} ({self.paths[c]}), frame {source_frame}'
+      if name in self.user_masks:
+        raise CaptureError(f'{where}: the mask in {self.user_masks[name].path} is empty') from e
       if name not in self._last_crop:
-        raise CaptureError(f'camera {name} ({self.paths[c]}), frame '
-                           f'{int(self.source_frames[frame_index])}: {e}; start where the person '
-                           'is in view (--start) or check the masks') from e
-      self.report['held_frames'][name].append(int(self.source_frames[frame_index]))
+        raise CaptureError(f'{where}: {e}; start where the person is in view (--start) or '
+                           'give masks (--masks)') from e
+      self._held_run[name] += 1
+      if self._held_run[name] > self.max_held_frames:
+        raise CaptureError(f'{where}: the person has not been seen for {self._held_run[name]} '
+                           'frames; cut the video (--start, --num_frames) to where the person '
+                           'is in view') from e
+      self.report['held_frames'][name].append(source_frame)
       out = self._last_crop[name]
     self.timings['crops'] += time.perf_counter() - t0
     return out
