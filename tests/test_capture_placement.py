@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from banet_jax import geometry
-from banet_jax.capture import crops, placement
+from banet_jax import crops
+from banet_jax.capture import placement
 from banet_jax.skeleton import forward_kinematics, load_osim
 
 K = np.array([[900.0, 0, 500], [0, 905.0, 640], [0, 0, 1]])
@@ -58,7 +59,7 @@ def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
   np.testing.assert_allclose(found, expected, atol=0.35)  # crop pixels (scale ~7.7 px)
   assert crop_mask.any() and meta[2] > 1
   # Without distortion it is the plain square crop of odah_tfds.
-  from odah_tfds.render.crops import square_crop
+  from banet_jax.crops import square_crop
   yy, xx = np.mgrid[:300, :200]
   image = np.stack([127 + 120 * np.sin(xx / 17.0), 127 + 120 * np.cos(yy / 23.0),
                     (xx + yy) * 0.5], axis=-1).astype(np.uint8)  # smooth: no aliasing
@@ -72,7 +73,7 @@ def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
 
 
 def test_empty_mask_is_refused():
-  from odah_tfds.render.crops import EmptyMaskError
+  from banet_jax.crops import EmptyMaskError
   with pytest.raises(EmptyMaskError):
     crops.undistorted_square_crop(np.zeros((50, 40, 3), np.uint8), np.zeros((50, 40), bool), K,
                                   DIST, 32)

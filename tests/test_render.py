@@ -17,12 +17,12 @@ import time
 import numpy as np
 import pytest
 
+from banet_jax import crops
 from banet_jax import geometry
 from odah_tfds import schema
 from odah_tfds.render import appearance as app
 from odah_tfds.render import cameras as cam
 from odah_tfds.render import clip as clip_lib
-from odah_tfds.render import crops
 from odah_tfds.render import renderer as rnd
 
 # ---- helpers -----------------------------------------------------------------------------------

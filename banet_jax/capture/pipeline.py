@@ -30,7 +30,7 @@ Contract:
   folder of PNG files (one per source video frame, sorted by name, nonzero = person) or a
   mask video per network camera, in the distorted frame like the video.
 * Lens distortion: crops are resampled from the distorted frames as if undistorted
-  (`capture.crops`), so the clip's cameras are the pinhole `K, R, t` of the calibration;
+  (`banet_jax.crops`), so the clip's cameras are the pinhole `K, R, t` of the calibration;
   landmarks are kept as the cameras see them (distorted pixels); triangulation undoes the
   distortion.
 * World: the calibration's (OpenSim ground, metres, y up). The clip's cameras are moved so
@@ -49,10 +49,10 @@ from collections.abc import Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 
-from banet_jax.capture import crops as crop_lib
+from banet_jax import crops as crop_lib
 from banet_jax.capture import persons
 from banet_jax.capture import video as video_lib
-from odah_tfds.render.crops import EmptyMaskError
+from banet_jax.crops import EmptyMaskError
 
 NUM_LANDMARKS = 33
 HIPS = (23, 24)

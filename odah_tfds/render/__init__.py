@@ -3,7 +3,7 @@
 * `cameras`: two-view rigs (`sample_rig`, `RigConfig`), visibility check, pyrender conversion.
 * `appearance`: skin, clothes, hair, backgrounds, light, motion blur (`sample_appearance`).
 * `renderer`: `Renderer`, a reusable headless pyrender renderer (EGL by default).
-* `crops`: the official square crop (`square_crop`), `EmptyMaskError`.
+* `square_crop`, `EmptyMaskError`: the official square crop (from `banet_jax.crops`).
 * `clip`: `render_clip` (a clip's view features, as odah_tfds/schema.py), `RenderConfig`.
 
 Never import TensorFlow in a process that renders (TF and Mesa GL segfault together);
@@ -16,7 +16,7 @@ from odah_tfds.render.cameras import (RigConfig, clip_target_and_extent, pyrende
                                       pyrender_pose, sample_rig, visible_fraction)
 from odah_tfds.render.clip import (PRESETS, RenderConfig, make_renderer, render_clip,
                                    sample_clip_setup)
-from odah_tfds.render.crops import EmptyMaskError, square_crop
+from banet_jax.crops import EmptyMaskError, square_crop
 from odah_tfds.render.renderer import Renderer, blur_subframes
 
 __all__ = [

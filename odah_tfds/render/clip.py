@@ -12,12 +12,12 @@ import dataclasses
 
 import numpy as np
 
+from banet_jax import crops
 from banet_jax import geometry
+from banet_jax.crops import EmptyMaskError
 from odah_tfds.render import appearance as appearance_lib
 from odah_tfds.render import cameras as cameras_lib
-from odah_tfds.render import crops
 from odah_tfds.render import renderer as renderer_lib
-from odah_tfds.render.crops import EmptyMaskError
 
 NUM_VIEWS = 2
 
