@@ -225,3 +225,18 @@ def test_user_masks_from_a_folder_and_a_video(demo_dir, blazepose_ready, tmp_pat
   np.testing.assert_allclose(clip['crop_meta'][1, 0, 2], 1920 * 1.1 / 32, rtol=0.02)
   with pytest.raises(ValueError, match=r'camera cam01 .*frame 2: the mask in .*cam01_masks'):
     run(4)
+
+
+def test_a_stretch_from_the_middle_at_another_frame_rate(demo_dir, blazepose_ready):
+  """--start and --fps: output frames count from --start; 30 fps takes every second
+  source frame of the 60-fps videos."""
+  from banet_jax.capture import calibration, pipeline
+  calib = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  videos = [str(demo_dir / 'videos' / f'cam0{i}.mp4') for i in (1, 4)]
+  capture = pipeline.open_capture(videos, calib, fps=30.0, start=20, num_frames=4,
+                                  select_frames=2, progress=False)
+  segments = list(capture.segments(crop_size=32, segment_frames=3, thumbnail_frames=[1]))
+  assert [(s.start, s.stop) for s in segments] == [(0, 3), (3, 4)]
+  assert capture.source_frames.tolist() == [40, 42, 44, 46]
+  assert capture.report['source_frames'] == [40, 46] and list(capture.thumbnails) == [1]
+  assert np.isfinite(capture.landmarks).all() and segments[0].clip['crops'].shape[:2] == (2, 3)

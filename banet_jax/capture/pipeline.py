@@ -176,8 +176,7 @@ class Capture:
     self.num_frames = len(self.frames)
     if self.num_frames < 1:
       raise CaptureError(f'no frame to process in {self.paths} from output frame {start}')
-    self.source_frames = video_lib.resample_indices(
-        self.infos[0].num_frames, self.infos[0].fps, fps)[start:start + self.num_frames]
+    self.source_frames = self.frames.source_indices  # (T,) source frame of each output frame
     unknown = sorted(set(masks or {}) - set(self.network_cameras))
     if unknown:
       raise CaptureError(f'masks given for {unknown}, which are not network cameras '
@@ -293,7 +292,8 @@ class Capture:
     buffer, crops = [], []
     thumbs = set(int(f) for f in thumbnail_frames)
     t_decode = time.perf_counter()
-    for f, images in self.frames:
+    for k, images in self.frames:
+      f = k - self.frames.start  # frames are counted from --start here
       self.timings['decode'] += time.perf_counter() - t_decode
       t0 = time.perf_counter()
       observations = [tracker.step(image) for tracker, image in zip(self.trackers, images)]
