@@ -646,8 +646,8 @@ _DEFAULT_MARGINS = {'near': 0.25, 'central': 0.05, None: None}  # None: max_erro
 
 def select_person(tracks_per_camera, cameras, *, near=None, prefer: Optional[str] = 'central',
                   max_error: float = 0.05, margin: Optional[float] = None,
-                  person_radius: float = 0.3, max_combinations: int = 4096
-                  ) -> tuple[list[int], dict]:
+                  person_radius: float = 0.3, max_combinations: int = 4096,
+                  names: Optional[Sequence[str]] = None) -> tuple[list[int], dict]:
   """Picks one track per camera that is one and the same person.
 
   Args:
@@ -685,6 +685,7 @@ def select_person(tracks_per_camera, cameras, *, near=None, prefer: Optional[str
       consistent; or two people tie under the rule (naming camera and frame).
   """
   num_cams = len(cameras)
+  label = (lambda c: names[c]) if names is not None else (lambda c: c)  # cameras in messages
   if len(tracks_per_camera) != num_cams or num_cams < 2:
     raise ValueError(f'need tracks for each of >= 2 cameras, got {len(tracks_per_camera)} '
                      f'track lists for {num_cams} cameras')
@@ -695,7 +696,7 @@ def select_person(tracks_per_camera, cameras, *, near=None, prefer: Optional[str
   for c, tracks in enumerate(tracks_per_camera):
     if not any(obs is not None for track in tracks for obs in track):
       raise PersonSelectionError(
-          f'camera {c}: no person candidate in any frame (0..{max(num_frames - 1, 0)})')
+          f'camera {label(c)}: no person candidate in any frame (0..{max(num_frames - 1, 0)})')
   arrays = [[_track_arrays(track, num_frames) for track in tracks]
             for tracks in tracks_per_camera]
   combos = list(itertools.product(*[range(len(t)) for t in tracks_per_camera]))
@@ -738,7 +739,7 @@ def select_person(tracks_per_camera, cameras, *, near=None, prefer: Optional[str
     if math.isfinite(cand['error']):
       rel = np.where(np.isnan(cand['rel']), -1.0, cand['rel'])
       c, f = np.unravel_index(int(np.argmax(rel)), rel.shape)
-      where = f'camera {c} frame {f} worst (relative error {rel[c, f]:.3f}); '
+      where = f'camera {label(c)} frame {f} worst (relative error {rel[c, f]:.3f}); '
     raise PersonSelectionError(
         f'no track combination is one consistent person: best {cand["tracks"]} has median '
         f'relative reprojection error {cand["error"]:.3f} > max_error={max_error}; {where}'
@@ -772,7 +773,8 @@ def select_person(tracks_per_camera, cameras, *, near=None, prefer: Optional[str
             and tracks_per_camera[c][b['tracks'][c]][f] is not None]
     frame = both[0] if both else 0
     raise PersonSelectionError(
-        f'camera {c} frame {frame}: tracks {a["tracks"][c]} and {b["tracks"][c]} are two people '
+        f'camera {label(c)} frame {frame}: tracks {a["tracks"][c]} and {b["tracks"][c]} are two '
+        'people '
         f'equally good under rule {rule!r} (keys {key[persons[0]]:.3f} and '
         f'{key[persons[1]]:.3f}, margin {margin}); '
         + ('pass near=(x, y, z) or prefer=\'central\'' if rule is None else

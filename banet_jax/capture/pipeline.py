@@ -166,12 +166,12 @@ class Capture:
         raise CaptureError(f'camera {name!r} has no video (videos for {self.names})')
     self.calibration = calibration.select(self.names)
     self.paths = [str(videos[n]) for n in self.names]
-    self.infos = [video_lib.probe(p) for p in self.paths]
-    video_lib.check_videos(self.infos, self.names,
-                           [tuple(c.size) for c in self.calibration.cameras])
     self.frames = video_lib.SyncedFrames(self.paths, fps_out=fps, start=start,
                                          num_frames=num_frames, progress=progress,
-                                         names=self.names)
+                                         names=self.names)  # probes and checks the videos
+    self.infos = self.frames.infos
+    video_lib.check_videos(self.infos, self.names,
+                           [tuple(c.size) for c in self.calibration.cameras])
     self.fps = float(fps)
     self.num_frames = len(self.frames)
     if self.num_frames < 1:
@@ -211,16 +211,14 @@ class Capture:
     """Picks the person from the buffered candidates of the first frames."""
     tracks = []
     for c, frames in enumerate(observations):
-      ids = sorted({o.track_id for obs in frames for o in obs})
-      if not ids:
+      tracks.append(persons.tracks_from_steps(frames))
+      if not tracks[-1][0]:
         raise CaptureError(f'camera {self.names[c]} ({self.paths[c]}): no person found in '
                            f'frames {self.source_frames[0]}-{self.source_frames[len(frames) - 1]}')
-      tracks.append((ids, [[next((o for o in obs if o.track_id == i), None) for obs in frames]
-                           for i in ids]))
     try:
       kwargs = {} if self.near is None else {'near': self.near}
       chosen, report = persons.select_person([t[1] for t in tracks], self.calibration.cameras,
-                                             **kwargs)
+                                             names=self.names, **kwargs)
     except persons.PersonSelectionError as e:
       raise CaptureError(f'{e} (videos {self.paths})') from e
     self._chosen = [tracks[c][0][k] for c, k in enumerate(chosen)]
