@@ -35,6 +35,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from banet_jax import data, geometry  # pylint: disable=g-import-not-at-top
   from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
+  from banet_jax.capture.calibration import CameraCalibration  # pylint: disable=g-import-not-at-top
   from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
   from banet_jax.skeleton import forward_kinematics  # pylint: disable=g-import-not-at-top
   from benchmarks import _common  # pylint: disable=g-import-not-at-top
@@ -57,9 +58,11 @@ def main(argv):
     t = len(q_true)
     centres = np.asarray(forward_kinematics(skel, q_true, np.broadcast_to(
         s_true, (t,) + s_true.shape)).joint_centers, np.float64)[:, joints]
-    cams = [geometry.Camera(np.asarray(k, np.float64), np.asarray(r, np.float64),
-                            np.asarray(tt, np.float64))
-            for k, r, tt in zip(clip['camera_K'], clip['camera_R'], clip['camera_t'])]
+    size = tuple(int(v) for v in np.asarray(clip.get('image_size', (512, 512))).reshape(-1)[:2])
+    cams = [CameraCalibration(f'view{v}', size, np.asarray(k, np.float64), np.zeros(5),
+                              np.asarray(r, np.float64), np.asarray(tt, np.float64))
+            for v, (k, r, tt) in enumerate(zip(clip['camera_K'], clip['camera_R'],
+                                               clip['camera_t']))]
     pixels = np.stack([geometry.project(centres, c.K, c.R, c.t) for c in cams])  # (2, T, M, 2)
     height = np.ptp(pixels[..., 1], axis=-1)[..., None, None]  # (2, T, 1, 1)
     errors.setdefault('no placement (translation 0)', []).append(

@@ -1,6 +1,6 @@
 """The Pose2Sim demo capture, fetched from the package registry (PyPI).
 
-Pose2Sim (https://github.com/perfanalytics/pose2sim, BSD-3-Clause, (c) David Pagnon)
+Pose2Sim (https://github.com/perfanalytics/pose2sim, BSD-3-Clause, (c) 2022 perfanalytics)
 ships demo trials inside its wheel: four calibrated 60-fps cameras of one person
 (`Demo_SinglePerson`: videos/cam01..cam04.mp4, calibration/Calib.qca.txt), of several
 persons (`Demo_MultiPerson`) and a batch of two trials (`Demo_Batch`). The videos are
