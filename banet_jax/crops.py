@@ -31,8 +31,8 @@ around the bounding box of the undistorted mask outline.
 Shapes there: frames (H, W, 3) uint8 RGB, masks (H, W) bool, both in the distorted image.
 
 The module lives in banet_jax because both sides crop: ODAH's renderer and the real-capture
-front end (`banet_jax.capture`). OpenCV is imported by the lens functions only: ODAH's render workers import this module
-and need nothing beyond numpy and PIL.
+front end (`banet_jax.capture`). OpenCV is imported by the lens functions only: ODAH's
+render workers import this module and need nothing beyond numpy and PIL.
 """
 
 from __future__ import annotations

@@ -108,9 +108,9 @@ def main(argv):
   import opensim  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString('error')
   from banet_jax import data, evaluation  # pylint: disable=g-import-not-at-top
-  from banet_jax.capture import calibration, demo, pipeline, placement  # pylint: disable=g-import-not-at-top
-  from banet_jax.capture import predict as capture_predict  # pylint: disable=g-import-not-at-top
-  from banet_jax.capture import persons  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from banet_jax.capture import calibration, demo, persons, pipeline, placement
+  from banet_jax.capture import predict as capture_predict
   from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
   from benchmarks import _common  # pylint: disable=g-import-not-at-top
 
@@ -154,8 +154,8 @@ def main(argv):
               ('no distortion', no_dist)]
   for label, variant in variants:
     images, rms, median = checkerboard_reprojection_px(folder, variant)
-    rows.append((label, f'{landmark_reprojection_px(capture.landmarks, capture.visibility, variant):.2f}',
-                 f'{rms:.3f} / {median:.3f} ({images} images)'))
+    landmarks = landmark_reprojection_px(capture.landmarks, capture.visibility, variant)
+    rows.append((label, f'{landmarks:.2f}', f'{rms:.3f} / {median:.3f} ({images} images)'))
   print('\n## 1. Qualisys distortion: BlazePose landmarks of 4 cameras, triangulated; the '
         'intrinsics checkerboards posed by solvePnP\n')
   print(_table(['calibration', 'landmarks: median reprojection (px)',
@@ -192,12 +192,14 @@ def main(argv):
   for pair, (capture, report, coords, scales) in runs.items():
     points, _ = capture.triangulate()
     base = np.broadcast_to(mean_q, coords.shape).copy()
-    pelvis = [skel.coordinate_index(n) for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation')]
+    pelvis = [skel.coordinate_index(n)
+              for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation')]
     base[:, pelvis] = coords[:, pelvis]
     translation, _ = placement.pelvis_translation(skel, base, mean_s, points)
     base = placement.place(skel, base, translation)
-    rows.append((pair, f'{joint_reprojection(skel, coords, scales, capture.landmarks, capture.visibility, capture.calibration):.3f}',
-                 f'{joint_reprojection(skel, base, mean_s, capture.landmarks, capture.visibility, capture.calibration):.3f}'))
+    seen = (capture.landmarks, capture.visibility, capture.calibration)
+    rows.append((pair, f'{joint_reprojection(skel, coords, scales, *seen):.3f}',
+                 f'{joint_reprojection(skel, base, mean_s, *seen):.3f}'))
   print(f'\n## 3. Joint centres vs BlazePose in all 4 cameras (median error / person height)\n'
         f'baseline: {baseline_source}\n')
   print(_table(['network cameras', 'BANet', 'mean pose'], rows))
