@@ -11,7 +11,8 @@
   angles.png                  the main coordinates over time
   report.json                 cameras, person choice, floor, placement residuals, timings
   predictions.npz             raw arrays: coordinates (T, C), scales (B, 3), landmarks
-                              (C, T, 33, 2), visibility (C, T, 33), world landmarks (T, 33, 3)
+                              (C, T, 33, 2) in pixels as the cameras see them (distorted),
+                              visibility (C, T, 33), world landmarks (T, 33, 3)
 Everything is written into a staging folder first and moved into `out_dir` at the end,
 so a failure leaves nothing half-written.
 """
@@ -150,7 +151,7 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
   report['timings_s']['network'] = t_net
 
   t0 = time.perf_counter()
-  points, used = capture.triangulate()
+  points, _ = capture.triangulate()
   if not capture.calibration.floor_known:
     floor = placement.estimate_floor(points)
     report['floor'] = {'source': 'feet', 'height_m': floor,
