@@ -41,6 +41,8 @@ import math
 
 import numpy as np
 
+from banet_jax import geometry
+
 
 class EmptyMaskError(ValueError):
   """A person mask has no pixel (the person is out of view or fully occluded).
@@ -156,16 +158,12 @@ def square_crop(image: np.ndarray, mask: np.ndarray, crop_size: int, margin: flo
 
 def distort_pixels(K: np.ndarray, dist: np.ndarray, pixels: np.ndarray) -> np.ndarray:
   """Ideal pinhole pixels (..., 2) -> where the lens puts them in the frame (..., 2)."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  K = np.asarray(K, np.float64)
   pixels = np.asarray(pixels, np.float64)
-  shape = pixels.shape
-  flat = pixels.reshape(-1, 2)
   if not np.any(dist):
     return pixels.copy()
-  normalized = (flat - K[:2, 2]) / np.diag(K)[:2]
-  rays = np.concatenate([normalized, np.ones((len(flat), 1))], axis=1)
-  out, _ = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), K, np.asarray(dist, np.float64))
-  return out.reshape(shape)
+  normalized = (pixels - K[:2, 2]) / np.diag(K)[:2]
+  return geometry.distort_normalized(normalized, dist) * np.diag(K)[:2] + K[:2, 2]
 
 
 def undistorted_box(K: np.ndarray, dist: np.ndarray, mask: np.ndarray

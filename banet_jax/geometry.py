@@ -11,6 +11,9 @@ Conventions (every module that touches cameras or pixels follows them):
 * Intrinsics: `K` (3, 3), pixel = `(K @ x_cam)[:2] / x_cam[2]`. Integer pixel
   coordinates are pixel centres (OpenCV), so pixel (i, j) covers [i-0.5, i+0.5) x
   [j-0.5, j+0.5).
+* Lens distortion (real cameras): OpenCV's model with `dist = (k1, k2, p1, p2, k3)`
+  acting on normalised camera coordinates (`distort_normalized`); `K` stays the pinhole
+  intrinsics. ODAH's renders have none.
 * Crops: the network sees square crops of the full image. A crop is described by
   `meta = (offset_x, offset_y, scale)` with `full_px = crop_px * scale + offset`, exactly
   as the official preprocessing writes it (scale = square side / crop size; like the
@@ -121,3 +124,16 @@ def full_to_crop(full_px, meta):
   xp = _xp(full_px, meta)
   offset, scale = _split_meta(meta, xp)
   return (full_px - offset) / scale
+
+
+def distort_normalized(xy, dist) -> np.ndarray:
+  """OpenCV lens distortion of normalised coordinates (..., 2) (x/z, y/z) with
+  `dist = (k1, k2, p1, p2, k3)`; numpy, float64."""
+  k1, k2, p1, p2, k3 = np.asarray(dist, np.float64)
+  xy = np.asarray(xy, np.float64)
+  x, y = xy[..., 0], xy[..., 1]
+  r2 = x * x + y * y
+  radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+  xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+  yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+  return np.stack([xd, yd], axis=-1)

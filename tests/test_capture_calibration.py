@@ -21,6 +21,7 @@ import pytest
 
 from banet_jax.capture import calibration as cb
 from banet_jax.capture.calibration import CalibrationError, load_calibration
+from banet_jax.synthetic import look_at
 
 A_ZUP = np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]])  # lab Z up -> project: (y, z, x), as Pose2Sim
 DIST = np.array([-0.12, 0.06, 0.0012, -0.0008, 0.01])
@@ -31,13 +32,7 @@ K0 = np.array([[600.0, 0, 321.3], [0, 598.0, 238.7], [0, 0, 1]])
 
 def _look_at(center, target=(0.0, 1.0, 0.0)):
   """World -> camera (R, t) of a camera at `center` looking at `target`, image up ~ +y."""
-  center = np.asarray(center, np.float64)
-  fwd = np.asarray(target) - center
-  fwd /= np.linalg.norm(fwd)
-  right = np.cross(fwd, [0.0, 1.0, 0.0])
-  right /= np.linalg.norm(right)
-  R = np.stack([right, np.cross(fwd, right), fwd])
-  return R, -R @ center
+  return look_at(center, target)
 
 
 def _ring(n=4, radius=3.5, height=1.8):

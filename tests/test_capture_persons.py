@@ -17,6 +17,7 @@ import pytest
 
 from banet_jax import geometry
 from banet_jax.capture import persons as P
+from banet_jax.synthetic import look_at
 
 
 @pytest.fixture(scope='session')
@@ -196,12 +197,8 @@ def _synthetic_cameras(num=3, seed=0):
   for i in range(num):
     angle = 2 * math.pi * i / num + rng.uniform(-0.2, 0.2)
     centre = np.array([4 * math.sin(angle), 1.5 + rng.uniform(-0.3, 0.3), 4 * math.cos(angle)])
-    forward = -centre / np.linalg.norm(centre)
-    right = np.cross(forward, [0.0, 1.0, 0.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    R = np.stack([right, down, forward])
-    cams.append(geometry.Camera(K, R, -R @ centre))
+    R, t = look_at(centre, np.zeros(3))
+    cams.append(geometry.Camera(K, R, t))
   return cams
 
 

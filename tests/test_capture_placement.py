@@ -10,20 +10,14 @@ from banet_jax import geometry
 from banet_jax import crops
 from banet_jax.capture import placement
 from banet_jax.skeleton import forward_kinematics, load_osim
+from banet_jax.synthetic import look_at
 
 K = np.array([[900.0, 0, 500], [0, 905.0, 640], [0, 0, 1]])
 DIST = np.array([-0.25, 0.12, 0.001, -0.002, 0.0])  # strong barrel, like a wide lens
 
 
 def _look_at(centre, target=(0.0, 1.0, 0.0)):
-  centre, target = np.asarray(centre, float), np.asarray(target, float)
-  z = target - centre
-  z /= np.linalg.norm(z)
-  x = np.cross(z, [0.0, 1.0, 0.0])
-  x /= np.linalg.norm(x)
-  y = np.cross(z, x)
-  r = np.stack([x, y, z])
-  return r, -r @ centre
+  return look_at(centre, target)
 
 
 class _Cam:

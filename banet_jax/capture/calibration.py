@@ -91,6 +91,8 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 
+from banet_jax import geometry
+
 
 def _frozen(value):
   """A read-only float64 copy."""
@@ -205,8 +207,7 @@ class CameraCalibration:
 
   def as_camera(self):
     """`banet_jax.geometry.Camera` (K, R, t) of this camera (distortion dropped)."""
-    from banet_jax.geometry import Camera  # jax import only when needed
-    return Camera(self.K, self.R, self.t)
+    return geometry.Camera(self.K, self.R, self.t)
 
   def project(self, points, distort=True) -> np.ndarray:
     """World points (..., 3) metres -> pixels (..., 2) float64 (OpenCV model when `distort`).
@@ -219,7 +220,7 @@ class CameraCalibration:
     with np.errstate(divide='ignore', invalid='ignore'):
       xy = np.where(z > 0, cam[..., :2] / np.where(z > 0, z, 1.0), np.nan)
     if distort:
-      xy = distort_normalized(xy, self.dist)
+      xy = geometry.distort_normalized(xy, self.dist)
     return xy @ self.K[:2, :2].T + self.K[:2, 2]
 
   def undistort_points(self, pixels) -> np.ndarray:
@@ -262,17 +263,6 @@ class CameraCalibration:
     """`resized` to (round(width * factor), round(height * factor))."""
     w, h = self.size
     return self.resized((int(round(w * factor)), int(round(h * factor))))
-
-
-def distort_normalized(xy, dist) -> np.ndarray:
-  """OpenCV lens distortion of normalised coordinates (..., 2) with (k1, k2, p1, p2, k3)."""
-  k1, k2, p1, p2, k3 = np.asarray(dist, np.float64)
-  x, y = xy[..., 0], xy[..., 1]
-  r2 = x * x + y * y
-  radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-  xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-  yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-  return np.stack([xd, yd], axis=-1)
 
 
 def _dist_array(array, fail):
