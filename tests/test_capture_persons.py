@@ -221,11 +221,9 @@ def test_triangulate_recovers_points():
 
 
 def test_triangulate_undoes_lens_distortion():
-  class DistortedCamera:
-    def __init__(self, cam, dist):
-      self.K, self.R, self.t, self.dist = cam.K, cam.R, cam.t, np.asarray(dist)
-
-  cams = [DistortedCamera(c, [-0.05, 0.12, 1e-3, -5e-4, 0.0]) for c in _synthetic_cameras(2)]
+  from banet_jax.capture.calibration import CameraCalibration
+  cams = [CameraCalibration(f'c{i}', (1080, 1920), c.K, np.array([-0.05, 0.12, 1e-3, -5e-4, 0.0]),
+                            c.R, c.t) for i, c in enumerate(_synthetic_cameras(2))]
   points = np.random.default_rng(3).uniform(-0.8, 0.8, (6, 3))
   pixels = np.stack([
       cv2.projectPoints(points, cv2.Rodrigues(c.R)[0], c.t, c.K, c.dist)[0].reshape(-1, 2)

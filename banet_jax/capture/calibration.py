@@ -191,7 +191,7 @@ class CameraCalibration:
 
   def center(self) -> np.ndarray:
     """Camera centre (3,) in the world, metres: -R.T @ t."""
-    return -self.R.T @ self.t
+    return geometry.camera_center(self.R, self.t)
 
   def optical_axis(self) -> np.ndarray:
     """Unit viewing direction (3,) in the world (the camera's +z axis)."""

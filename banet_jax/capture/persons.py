@@ -564,15 +564,11 @@ def tracks_from_steps(steps: Sequence[Sequence[PoseObservation]]
 def _normalized_coordinates(points: np.ndarray, camera) -> np.ndarray:
   """Pixels (N, 2) -> undistorted normalised image coordinates (N, 2) of one camera."""
   K = np.asarray(camera.K, np.float64)
-  dist = getattr(camera, 'dist', None)
-  if dist is not None and np.any(np.asarray(dist)):
-    if hasattr(camera, 'undistort_points'):  # banet_jax.capture.calibration.CameraCalibration
-      points = np.asarray(camera.undistort_points(points), np.float64)
-    else:
-      criteria = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-12)
-      points = cv2.undistortPoints(np.ascontiguousarray(points[:, None]), K,
-                                   np.asarray(dist, np.float64), R=None, P=K,
-                                   criteria=criteria).reshape(-1, 2)
+  if hasattr(camera, 'undistort_points'):  # calibration.CameraCalibration: its lens model
+    points = np.asarray(camera.undistort_points(points), np.float64)
+  elif np.any(np.asarray(getattr(camera, 'dist', 0.0))):
+    raise TypeError('a camera with lens distortion must be a calibration.CameraCalibration '
+                    '(its undistort_points undoes the distortion)')
   return (points - K[:2, 2]) @ np.linalg.inv(K[:2, :2]).T
 
 
@@ -582,7 +578,8 @@ def triangulate(points_2d, cameras, weights=None) -> np.ndarray:
   Args:
     points_2d: (C, ..., 2) pixels (as the cameras see them: distorted when a camera has a
       non-zero `.dist`, OpenCV k1 k2 p1 p2 [k3 ...], which is undone first). NaN = unseen.
-    cameras: C objects with `K` (3, 3), `R` (3, 3), `t` (3,) (world -> camera, metres).
+    cameras: C objects with `K` (3, 3), `R` (3, 3), `t` (3,) (world -> camera, metres);
+      cameras with lens distortion are `calibration.CameraCalibration`s (TypeError else).
     weights: optional (C, ...) non-negative confidences scaling each view's equations.
 
   Returns:
