@@ -52,7 +52,8 @@ from banet_jax import opensim_io
 from banet_jax.skeleton import forward_kinematics, load_osim
 from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
 from odah_tfds import motions as motion_lib
-from odah_tfds.alignment import jax_ik, marker_setup, opensim_ik, opensim_scaling
+from banet_jax.skeleton import ik as jax_ik
+from odah_tfds.alignment import marker_setup, opensim_ik, opensim_scaling
 from odah_tfds.body import base as body_base
 
 # Body density (kg/m^3) used to turn the mesh volume into the subject's mass (whole-body

@@ -1,4 +1,4 @@
-"""Tests of odah_tfds/alignment/jax_ik.py: the batched JAX IK against known poses and
+"""Tests of banet_jax/skeleton/ik.py: the batched JAX IK against known poses and
 against OpenSim's IK (opensim_ik.run_ik) on the same frames.
 
 The default tests share one compiled solver: a subject model written by the ScaleTool
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from banet_jax.skeleton import apply_couplers, forward_kinematics, load_osim
-from odah_tfds.alignment import jax_ik, marker_setup, opensim_ik, opensim_scaling
+from banet_jax.skeleton import ik as jax_ik
+from odah_tfds.alignment import marker_setup, opensim_ik, opensim_scaling
 
 LOCKED = ('mtp_angle_l', 0.15)  # coordinate locked in the test subject, and its value
 NUM_FRAMES = 6  # every default test uses this many frames (one compilation)

@@ -5,7 +5,8 @@
     out.markers                              # (..., M, 3) metres, ground frame
 
 See `kinematics.forward_kinematics` for shapes and `osim_parser` for what is
-supported.
+supported. `ik.solve_ik` is batched inverse kinematics of marker trajectories on this
+layer (`from banet_jax.skeleton import ik`; ODAH's labels and the keypoint method use it).
 """
 
 from banet_jax.skeleton.kinematics import FKResult, apply_couplers, forward_kinematics

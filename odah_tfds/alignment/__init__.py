@@ -3,8 +3,9 @@
 * `marker_setup`: IK marker weights and the ScaleTool measurement set of the project model.
 * `opensim_scaling.scale_model`: OpenSim ScaleTool (measurements + marker placement).
 * `opensim_ik.run_ik`: OpenSim inverse kinematics, the reference.
-* `jax_ik.solve_ik`: batched Levenberg-Marquardt IK on the JAX skeleton layer, the fast path.
+The fast path, batched Levenberg-Marquardt IK on the JAX skeleton layer, is a skeleton-layer
+tool and lives beside it: `banet_jax.skeleton.ik.solve_ik`.
 
-The OpenSim modules import `opensim` lazily and `jax_ik` never does; nothing here imports
-TensorFlow. Import the submodules directly (`from odah_tfds.alignment import jax_ik`).
+The OpenSim modules import `opensim` lazily; nothing here imports TensorFlow. Import the
+submodules directly (`from odah_tfds.alignment import opensim_ik`).
 """

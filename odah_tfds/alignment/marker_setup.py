@@ -3,7 +3,7 @@
 Both are written for the project model (`banet_fullbody.osim`, 63 markers, see
 `banet_jax/skeleton/models/README.md`); the tables are plain data so that the
 OpenSim reference path (`opensim_scaling`, `opensim_ik`) and the JAX fast path
-(`jax_ik`) use exactly the same numbers.
+(`banet_jax.skeleton.ik`) use exactly the same numbers.
 
 IK weights follow the convention of the authors' predecessor pipeline (D3KE,
 Bittner et al. 2023: 20 for bony landmarks, 10 for joint centres, 1 for soft

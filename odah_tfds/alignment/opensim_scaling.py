@@ -268,7 +268,7 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
       markers encode the body's own posture convention instead of whatever pose
       best fits the generic marker positions. None: the pose is estimated by IK.
     clamp_coordinates: mark the subject model's coordinates clamped (`clamp_model`),
-      so that inverse kinematics on it -- OpenSim's, and `jax_ik`, which reads the
+      so that inverse kinematics on it -- OpenSim's, and `banet_jax.skeleton.ik`, which reads the
       flag -- keeps every joint angle inside its range.
 
   Returns:
