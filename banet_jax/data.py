@@ -16,6 +16,9 @@ offsets 0 and L // 2 (the official `ChunkedGenerator`; evaluation uses offset 0 
 Transform (host side, numpy; per frame, as the official loader):
   1. crops and masks resized to the model's `image_size` if the dataset's crop size
      differs (bilinear / nearest; the crop meta follows exactly, pixel centres kept);
+     training batches of a run with `augment` other than 'none' then degrade every
+     view like a real capture (`banet_jax.augment`: segmenter-like masks, exposure,
+     noise, blur, JPEG), from their own generator `(seed, epoch, item, frame, 7)`;
   2. RGB / 255, normalised with the ImageNet mean and std, then zero outside the mask;
   3. `num_points` query points in the two-view visual hull
      (`banet_jax.model.sampling.sample_visual_hull_points`), centred by their mean, in
@@ -49,6 +52,7 @@ import grain
 import numpy as np
 from PIL import Image
 
+from banet_jax import augment as augment_lib
 from banet_jax.model.outputs import OutputLayout
 from banet_jax.model.sampling import POINT_ORDERS, sample_visual_hull_points
 
@@ -232,13 +236,25 @@ def normalize_images(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
                  rng: np.random.Generator, ray_step: float = 0.05,
-                 point_order: str = 'random') -> dict:
+                 point_order: str = 'random',
+                 degradation: augment_lib.Degradation | None = None,
+                 degradation_rng: np.random.Generator | None = None) -> dict:
   """The model inputs of one two-view frame (numpy, unbatched, float32): images
   (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3). Needs only the clip's
   crops, masks, crop_meta and cameras (also used for inference). `point_order`:
-  'random' (as drawn) or 'height' (sorted by world y, lowest first; draws no randomness)."""
+  'random' (as drawn) or 'height' (sorted by world y, lowest first; draws no randomness).
+  `degradation` (training only): every view degraded at the model's size, drawing from
+  `degradation_rng`; the query points then come from the degraded masks, as they do from
+  a segmenter's on real video."""
   crops, masks, meta = resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
                                     clip['crop_meta'][:, frame], image_size)
+  if degradation is not None and not degradation.is_identity:
+    if degradation_rng is None:
+      raise ValueError('frame_inputs: a degradation needs its degradation_rng')
+    views = [augment_lib.degrade_view(c, m, degradation_rng, degradation)
+             for c, m in zip(crops, masks)]
+    crops = np.stack([v[0] for v in views])
+    masks = np.stack([v[1] for v in views])
   cameras = list(zip(clip['camera_K'], clip['camera_R'], clip['camera_t']))
   hull = sample_visual_hull_points(masks, cameras, meta, num_points, rng, ray_step)
   points, crop_pixels = hull.points_world, hull.crop_pixels
@@ -255,14 +271,18 @@ def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
 
 def frame_example(clip: dict, frame: int, *, image_size: int, num_points: int,
                   rng: np.random.Generator, ray_step: float = 0.05,
-                  point_order: str = 'random') -> dict:
+                  point_order: str = 'random',
+                  degradation: augment_lib.Degradation | None = None,
+                  degradation_rng: np.random.Generator | None = None) -> dict:
   """One two-view frame of a clip -> the model's inputs and targets (numpy, unbatched).
 
   Returns images (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3),
-  coordinates (C,), scales (Bo, 3), points (P, 3); all float32.
+  coordinates (C,), scales (Bo, 3), points (P, 3); all float32. `degradation`: see
+  `frame_inputs`.
   """
   example = frame_inputs(clip, frame, image_size=image_size, num_points=num_points, rng=rng,
-                         ray_step=ray_step, point_order=point_order)
+                         ray_step=ray_step, point_order=point_order, degradation=degradation,
+                         degradation_rng=degradation_rng)
   example.update(coordinates=clip['coordinates'][frame].astype(np.float32),
                  scales=clip['scales'].astype(np.float32),
                  points=clip['points'][frame].astype(np.float32))
@@ -293,8 +313,12 @@ class PipelineConfig:
   ray_step: float = 0.05
   clip_cache: int = 16
   point_order: str = 'random'  # the model's (BANetConfig.point_order)
+  augment: str = 'none'  # training batches only: a name of banet_jax.augment.PRESETS
 
   def __post_init__(self):
+    if self.augment not in augment_lib.PRESETS:
+      raise ValueError(f'augment must be one of {sorted(augment_lib.PRESETS)}, '
+                       f'got {self.augment!r}')
     if self.stage not in (1, 2):
       raise ValueError(f'stage must be 1 or 2, got {self.stage}')
     if self.batch_size < 1 or self.image_size < 8 or self.num_points < 1:
@@ -307,8 +331,10 @@ class _Loader:
   """Maps a global batch of (position, item) pairs to this process's slice of examples."""
 
   def __init__(self, reader: ClipReader, config: PipelineConfig, starts: list[int],
-               epoch_size: int, process_index: int, process_count: int):
+               epoch_size: int, process_index: int, process_count: int,
+               degradation: augment_lib.Degradation | None = None):
     self.reader, self.config, self.starts = reader, config, starts
+    self.degradation = degradation
     self.epoch_size = epoch_size
     local = config.batch_size // process_count
     self.rows = slice(process_index * local, (process_index + 1) * local)
@@ -329,10 +355,13 @@ class _Loader:
     out = []
     for f in range(frames):
       rng = np.random.default_rng((c.seed, epoch, int(item), f))
+      degradation_rng = (None if self.degradation is None else np.random.default_rng(
+          (c.seed, epoch, int(item), f, augment_lib.AUGMENT_STREAM)))
       try:
         out.append(frame_example(clip, start + f, image_size=c.image_size,
                                  num_points=c.num_points, rng=rng, ray_step=c.ray_step,
-                                 point_order=c.point_order))
+                                 point_order=c.point_order, degradation=self.degradation,
+                                 degradation_rng=degradation_rng))
       except ValueError as e:
         raise ValueError(f'clip {clip_index}, frame {start + f}: {e}') from e
     if c.stage == 1:
@@ -376,7 +405,9 @@ def train_batches(source: Sequence, layout: OutputLayout, config: PipelineConfig
   if n < config.batch_size:
     raise ValueError(f'an epoch has {n} {"frames" if config.stage == 1 else "chunks"}, '
                      f'fewer than the global batch {config.batch_size}')
-  loader = _Loader(reader, config, starts, n, process_index, process_count)
+  degradation = augment_lib.PRESETS[config.augment]
+  loader = _Loader(reader, config, starts, n, process_index, process_count,
+                   None if degradation.is_identity else degradation)
   # Grain's shuffle reseeds every epoch; map_with_index sees the global position
   # (epoch * n + k), from which the loader derives the epoch.
   ds = (grain.MapDataset.range(n).shuffle(seed=config.seed)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from banet_jax import checkpoints
+from banet_jax import checkpoints, released
 from banet_jax import data
 from banet_jax.model.banet import BANet
 from banet_jax.model.outputs import decode
@@ -55,20 +55,29 @@ class Predictor:
       raise ValueError(f'stage must be 1 or 2, got {stage}')
     self.net, self.params, self.stage = net, params, stage
     self.seed, self.frame_batch = seed, frame_batch
+    self.step, self.train_config, self.release = None, None, None  # set by `restore`
     if stage == 1:
       self._apply = jax.jit(lambda p, *x: net.frame.apply({'params': p}, *x))
     else:
       self._apply = jax.jit(lambda p, *x: net.sequence.apply({'params': p}, *x)[1])
 
   @classmethod
-  def restore(cls, path: str | pathlib.Path, **kwargs) -> Predictor:
-    """From a training workdir (latest checkpoint) or a `checkpoints/<step>` folder."""
+  def restore(cls, path: str | pathlib.Path | None = None, **kwargs) -> Predictor:
+    """From a training workdir (latest checkpoint), a `checkpoints/<step>` folder or a
+    release folder (`banet_jax.released`); None, 'default' or a release name: a shipped
+    model (`released.DEFAULT_MODEL` by default)."""
     from banet_jax.train import TrainConfig  # pylint: disable=g-import-not-at-top
-    state, config_json, step = checkpoints.load(path)
+    path = released.resolve(path)
+    if released.is_release(path):
+      params, config_json, info = released.load_release(path)
+      step = info['step']
+    else:
+      state, config_json, step = checkpoints.load(path)
+      params, info = state['params'], None
     config = TrainConfig.from_json(config_json)
-    predictor = cls(BANet.create(config.model_config()), state['params'], config.stage,
+    predictor = cls(BANet.create(config.model_config()), params, config.stage,
                     seed=config.seed, **kwargs)
-    predictor.step, predictor.train_config = step, config
+    predictor.step, predictor.train_config, predictor.release = step, config, info
     return predictor
 
   @property

@@ -90,6 +90,9 @@ class TrainConfig:
   data_threads: int = 2
   prefetch: int = 4
   clip_cache: int = 16
+  # Training-time degradations toward real video (banet_jax.augment.PRESETS: 'none',
+  # 'real'); validation batches are never degraded.
+  augment: str = 'none'
   # Model: a preset of banet_jax.model.banet plus field overrides.
   stage: int = 1
   preset: str = 'tiny'
@@ -471,7 +474,8 @@ def pipeline_config(config: TrainConfig, task: Task) -> data.PipelineConfig:
   return data.PipelineConfig(stage=config.stage, batch_size=config.batch_size,
                              image_size=c.image_size, num_points=c.num_points,
                              chunk_length=c.chunk_length, seed=config.seed,
-                             clip_cache=config.clip_cache, point_order=c.point_order)
+                             clip_cache=config.clip_cache, point_order=c.point_order,
+                             augment=config.augment)
 
 
 def _open(config: TrainConfig, task: Task, split: str):

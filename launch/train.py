@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 import jax
 
+from banet_jax import augment
 from banet_jax import checkpoints
 from banet_jax import data
 from banet_jax import train
@@ -54,6 +55,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   i('prefetch', d.prefetch, 'Batches prefetched by the input pipeline.', flag_values=fv)
   i('clip_cache', d.clip_cache, 'Decoded clips kept in memory by the input pipeline.',
     flag_values=fv)
+  e('augment', d.augment, sorted(augment.PRESETS), "Training-time degradations toward real "
+    "video (banet_jax/augment.py): 'real' (segmenter-like masks, exposure, noise, blur, "
+    "JPEG) or 'none'.", flag_values=fv)
   # Model.
   i('stage', d.stage, '1: per-frame model; 2: temporal model on chunks.', flag_values=fv)
   e('preset', d.preset, sorted(PRESETS), 'Network sizes (banet_jax/model/banet.py).',

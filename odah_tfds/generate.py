@@ -30,6 +30,10 @@ from odah_tfds import schema
 
 SPLITS = ('train', 'validation', 'test')
 MOTION_SOURCES = ('procedural', 'amass')
+# Names of `odah_tfds.render.cameras.RIGS` (the render package is imported only in the
+# rendering workers: TensorFlow and Mesa GL must not share a process; a test keeps the two
+# lists equal).
+RIG_NAMES = ('default', 'lab')
 # Clip draws per subject beyond `clips_per_subject`, to replace clips a quality gate drops.
 EXTRA_CLIP_ATTEMPTS = 4
 # Camera rigs tried per clip before the clip is dropped (a view without the person).
@@ -53,6 +57,9 @@ class GenerationConfig:
       subject gets which sequences and body: `odah_tfds.amass_subjects`).
     seed: base seed of every random draw.
     motion_blur_probability: chance that a clip is rendered with motion blur.
+    rig: the camera rig distribution, a name of `odah_tfds.render.cameras.RIGS`
+      ('default': BANet-like, 90 +- 15 degrees apart, the person filling the frame;
+      'lab': real motion labs, 40-120 degrees apart, 2-8 m away, 0.5-3 m high).
   """
 
   subjects: tuple[int, int, int] = (4, 1, 1)
@@ -66,8 +73,11 @@ class GenerationConfig:
   seed: int = 0
   motion_blur_probability: float = 0.1
   motion: str = 'procedural'
+  rig: str = 'default'
 
   def __post_init__(self):
+    if self.rig not in RIG_NAMES:
+      raise ValueError(f'rig must be one of {RIG_NAMES}, got {self.rig!r}')
     if len(self.subjects) != len(SPLITS) or min(self.subjects) < 0 or sum(self.subjects) < 1:
       raise ValueError(f'subjects must give {len(SPLITS)} counts >= 0 ({SPLITS}), '
                        f'got {self.subjects}')
@@ -219,8 +229,11 @@ def _render(config: GenerationConfig, subject, clip, rng: np.random.Generator,
   from odah_tfds.render import appearance as appearance_lib  # pylint: disable=g-import-not-at-top
   from odah_tfds.render import clip as clip_lib  # pylint: disable=g-import-not-at-top
 
+  from odah_tfds.render import cameras as cameras_lib  # pylint: disable=g-import-not-at-top
+
   render_config = clip_lib.RenderConfig(
       image_size=tuple(config.image_size), crop_size=config.crop_size,
+      rig=cameras_lib.RIGS[config.rig],
       appearance=appearance_lib.AppearanceConfig(
           blur_probability=config.motion_blur_probability))
   joint_centers = clip.points[:, len(subject.scaling.scale_factors):]

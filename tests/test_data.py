@@ -117,6 +117,22 @@ def test_same_seed_same_batches_other_seed_other_batches(net, clips):
   assert not _equal(first[0], other[0])
 
 
+def test_real_augmentation_degrades_training_views_only_and_deterministically(net, clips):
+  plain = _take(data.train_batches(clips, net.layout, _config())[0], 2)
+  real = _take(data.train_batches(clips, net.layout, _config(augment='real'))[0], 2)
+  again = _take(data.train_batches(clips, net.layout, _config(augment='real'))[0], 2)
+  assert all(_equal(a, b) for a, b in zip(real, again, strict=True))
+  for p, r in zip(plain, real, strict=True):
+    assert not np.array_equal(p['images'], r['images'])
+    for key in ('coordinates', 'scales', 'points'):  # the targets are untouched
+      np.testing.assert_array_equal(p[key], r[key])
+  # Validation batches never degrade.
+  config = _config(augment='real')
+  a = data.eval_batches(clips, net.layout, config)[0]
+  b = data.eval_batches(clips, net.layout, _config())[0]
+  assert _equal(a, b)
+
+
 def test_iterator_state_resumes_the_same_batches(net, clips):
   ds, info = data.train_batches(clips, net.layout, _config())
   it = data.make_iterator(ds, threads=2, prefetch=4)

@@ -109,12 +109,11 @@ def test_predict_bad_inputs(checkpoint, tmp_path):
   assert out.returncode != 0 and 'no such checkpoint' in out.stderr
 
 
-def test_notebook_runs_headless(checkpoint, tmp_path):
+def _run_notebook(env):
   nbclient = pytest.importorskip('nbclient')
   nbformat = pytest.importorskip('nbformat')
   notebook = nbformat.read(ROOT / 'notebooks' / 'restore_and_predict.ipynb', as_version=4)
-  env = {'BANET_CHECKPOINT': str(checkpoint), 'BANET_DATASET': 'synthetic',
-         'BANET_OUT_DIR': str(tmp_path), 'MPLBACKEND': 'Agg'}
+  env = {**env, 'MPLBACKEND': 'Agg'}
   old = {k: os.environ.get(k) for k in env}
   os.environ.update(env)
   try:
@@ -126,4 +125,21 @@ def test_notebook_runs_headless(checkpoint, tmp_path):
         os.environ.pop(k, None)
       else:
         os.environ[k] = v
+
+
+def test_notebook_runs_headless_on_a_synthetic_clip(checkpoint, tmp_path):
+  _run_notebook({'BANET_CHECKPOINT': str(checkpoint), 'BANET_INPUT': 'synthetic',
+                 'BANET_OUT_DIR': str(tmp_path)})
   assert list(tmp_path.glob('*.mot')) and list(tmp_path.glob('*.osim'))
+
+
+def test_notebook_runs_the_shipped_model_on_the_real_capture(tmp_path):
+  from banet_jax.capture import demo, persons
+  try:
+    demo.demo_capture_dir('Demo_SinglePerson')
+    persons.blazepose_models()
+  except (demo.DemoFetchError, persons.ModelFetchError) as e:
+    pytest.skip(f'the package registry cannot be reached: {e}')
+  _run_notebook({'BANET_NUM_FRAMES': '6', 'BANET_OUT_DIR': str(tmp_path)})  # the defaults
+  for name in ('demo.mot', 'demo.osim', 'overlays.png', 'angles.png'):
+    assert (tmp_path / name).is_file(), name

@@ -302,6 +302,48 @@ def test_rigs_are_two_roughly_orthogonal_views_that_see_the_whole_person():
     json.dumps(params)  # JSON-able
 
 
+def test_lab_rigs_stay_in_their_documented_ranges_and_see_the_whole_person():
+  config = cam.RIGS['lab']
+  size = (96, 64)
+  angles, distances, heights = [], [], []
+  for seed in range(40):
+    rng = np.random.default_rng(seed)
+    clip = _walking_cloud(rng)
+    target, extent = cam.clip_target_and_extent(clip)
+    cameras, params = cam.sample_rig(rng, target, extent, size, config)
+    angles.append(cam.ground_angle_deg(*cameras))
+    for c, view in zip(cameras, params['views'], strict=True):
+      assert cam.visible_fraction(clip, c, size) == 1.0, seed
+      center = geometry.camera_center(c.R, c.t)
+      np.testing.assert_allclose(np.linalg.norm(center - target), view['distance_m'], rtol=1e-9)
+      assert config.distance_range[0] <= view['distance_m'] <= config.distance_range[1], seed
+      distances.append(view['distance_m'])
+      heights.append(view['height_m'])
+  lo, hi = config.side_angle_range
+  # Ground angles of the optical axes: the pair angle up to the pitch/roll jitter's effect.
+  assert min(angles) >= lo - 2 and max(angles) <= hi + 2, (min(angles), max(angles))
+  assert max(angles) - min(angles) > 50  # the range is used, not one value
+  assert max(distances) - min(distances) > 3
+  assert min(heights) >= config.height_range[0] - 1e-9
+  assert max(heights) <= config.height_range[1] + 1e-9
+  # The same seed draws the same rig; the default rig's draws are unchanged by the new
+  # options (its records stay byte-identical).
+  a = cam.sample_rig(np.random.default_rng(3), np.zeros(3), 2.0, size, config)
+  b = cam.sample_rig(np.random.default_rng(3), np.zeros(3), 2.0, size, config)
+  assert a[1] == b[1]
+  with pytest.raises(ValueError, match='side_angle_range'):
+    cam.RigConfig(side_angle_range=(30.0, 200.0))
+  with pytest.raises(ValueError, match='distance_range'):
+    cam.RigConfig(distance_range=(0.0, 3.0))
+
+
+def test_generation_rig_names_are_the_render_rigs():
+  from odah_tfds import generate  # pylint: disable=g-import-not-at-top
+  assert generate.RIG_NAMES == tuple(cam.RIGS)
+  with pytest.raises(ValueError, match='rig must be one of'):
+    generate.GenerationConfig(rig='studio')
+
+
 def test_sample_rig_is_deterministic_and_checks_inputs():
   a = cam.sample_rig(np.random.default_rng(7), np.zeros(3), 2.0, (64, 64))
   b = cam.sample_rig(np.random.default_rng(7), np.zeros(3), 2.0, (64, 64))

@@ -13,8 +13,8 @@ Two models, as in the official code:
 
 Raw vectors are decoded by `banet_jax.model.outputs.decode`; `predict` does it
 and runs the skeleton layer for the 3-D points. Sizes come from a
-`BANetConfig`; `PRESETS` holds `paper` (the official sizes) and `tiny` (same
-structure, small, for CPU tests).
+`BANetConfig`; `PRESETS` holds `paper` (the official sizes), `tiny` (same
+structure, small, for CPU tests) and `mid` (128-pixel crops, for real footage on a CPU).
 
 Inputs, per frame (B batch, V=2 views, S crop size, N query points):
   images        (B, V, S, S, 3) float, ImageNet-normalised, zero outside the mask
@@ -115,6 +115,15 @@ PRESETS: dict[str, BANetConfig] = {
                         num_points=64, point_widths=(64, 64, 8), global_widths=(64, 64),
                         chunk_length=16, temporal_dim=8, temporal_blocks=(1, 1, 1),
                         temporal_heads=(1, 1, 2)),
+    # Between the two, for real footage on a CPU budget: 128x128 crops (BlazePose masks of
+    # a person 2-8 m away keep hands and feet at this size; at 64 px a forearm is 3-4 px
+    # wide), 2 stacks of width 64, 128 points, 32-frame chunks. Trains on odah/lab on a
+    # 2-core CPU in about two hours (launch/flags/mid_cpu*.flags).
+    'mid': BANetConfig(image_size=128, num_stacks=2, hourglass_depth=2, hourglass_width=64,
+                       stem_widths=(32, 64), norm_groups=16, head_channels=32,
+                       num_points=128, point_widths=(128, 128, 16), global_widths=(128, 128),
+                       chunk_length=32, temporal_dim=16, temporal_blocks=(1, 2, 2),
+                       temporal_heads=(1, 2, 4)),
 }
 
 

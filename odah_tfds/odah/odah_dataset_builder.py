@@ -78,6 +78,12 @@ CONFIGS = [
             'job). Many short clips: with few long ones the network memorises them.',
             subjects=(64, 8, 8), clips_per_subject=4, clip_frames=32, image_size=(192, 192),
             crop_size=64),
+    _config('lab', 'The sim-to-real data: sizes of `small` (80 subjects, 64/8/8, 4 clips of 32 '
+            'frames) with real-lab camera rigs (pairs 40-120 deg apart, 2-8 m away, 0.5-3 m '
+            'high: render/cameras.py RIGS), 256x256 images and 128x128 crops (the `mid` '
+            'BANet preset).',
+            subjects=(64, 8, 8), clips_per_subject=4, clip_frames=32, image_size=(256, 256),
+            crop_size=128, rig='lab'),
     _config('paper', 'Paper-like scale: 440 subjects (400/20/20), 8 clips of 64 frames at '
             '60 fps, 512x512 images, 256x256 crops. Generates through Apache Beam.',
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,

@@ -11,7 +11,15 @@ target (in front of a subject facing +x, as clips start), yaw 90 on the +z side 
 subject's right). The distance is chosen from the field of view so that a sphere of
 diameter `extent_m` around the target is inside the image (`clip_target_and_extent`
 gives the smallest such sphere for a clip), then multiplied by a random factor >= 1.
-Distributions: `RigConfig` and README.md.
+
+`RIGS['lab']` draws rigs like real motion labs instead (the Pose2Sim demo's four cameras
+stand 2.6-4.1 m from the subject, 1.7-2.1 m high, pitched 18-25 degrees down, pairs 52-173
+degrees apart): the distance is drawn (2-8 m) and the field of view follows from it, so
+near cameras see the person in strong perspective from above and far ones almost
+orthographically; the pair angle is drawn from 40-120 degrees. Frame shape and lens
+distortion are not drawn: BANet sees square crops that the real-capture front end cuts
+through the lens model (`banet_jax.crops.undistorted_square_crop`), so both are undone
+before the network. Distributions: `RigConfig`, `RIGS` and README.md.
 """
 
 from __future__ import annotations
@@ -47,6 +55,11 @@ class RigConfig:
     pitch_jitter: the optical axis is tilted by U(-p, p) from the target (about the
       camera x axis); the distance accounts for it.
     roll_jitter: rotation about the optical axis, U(-r, r).
+    side_angle_range: when set, the azimuth difference is U(low, high) (sign random)
+      instead of side_angle +- side_jitter.
+    distance_range: when set, the camera distance (metres) is U(low, high) and the field
+      of view follows from it (the target sphere fills 1 / distance factor of the image's
+      inscribed circle); fov_range is then unused.
   """
 
   yaw_range: tuple[float, float] = (0.0, 360.0)
@@ -57,12 +70,23 @@ class RigConfig:
   distance_factor_range: tuple[float, float] = (1.05, 1.5)
   pitch_jitter: float = 3.0
   roll_jitter: float = 3.0
+  side_angle_range: tuple[float, float] | None = None
+  distance_range: tuple[float, float] | None = None
 
   def __post_init__(self):
-    for name in ('yaw_range', 'height_range', 'fov_range', 'distance_factor_range'):
+    for name in ('yaw_range', 'height_range', 'fov_range', 'distance_factor_range',
+                 'side_angle_range', 'distance_range'):
+      if getattr(self, name) is None:  # the two optional ranges
+        continue
       lo, hi = getattr(self, name)
       if not lo <= hi:
         raise ValueError(f'RigConfig.{name} must be (low, high) with low <= high, got {(lo, hi)}')
+    if self.side_angle_range is not None and not (0.0 <= self.side_angle_range[0]
+                                                  and self.side_angle_range[1] <= 180.0):
+      raise ValueError('RigConfig.side_angle_range must lie in [0, 180] degrees, got '
+                       f'{self.side_angle_range}')
+    if self.distance_range is not None and not self.distance_range[0] > 0.0:
+      raise ValueError(f'RigConfig.distance_range must be > 0 m, got {self.distance_range}')
     if not (0.0 < self.fov_range[0] and self.fov_range[1] < 170.0):
       raise ValueError(f'RigConfig.fov_range must lie in (0, 170) degrees, got {self.fov_range}')
     if self.distance_factor_range[0] < 1.0:
@@ -73,6 +97,19 @@ class RigConfig:
     for name in ('side_jitter', 'pitch_jitter', 'roll_jitter'):
       if getattr(self, name) < 0:
         raise ValueError(f'RigConfig.{name} must be >= 0, got {getattr(self, name)}')
+
+
+# Named rig distributions (`GenerationConfig.rig`). 'default' is the BANet-like rig every
+# ODAH config used before 'lab' (90 +- 15 degrees, the person filling the frame).
+RIGS: dict[str, RigConfig] = {
+    'default': RigConfig(),
+    # Real motion labs: see the module docstring. Heights up to 3 m (wall-mounted
+    # cameras); pitch and roll jitter keep the person off the image centre a little, as
+    # a real operator aims.
+    'lab': RigConfig(side_angle_range=(40.0, 120.0), height_range=(0.5, 3.0),
+                     distance_range=(2.0, 8.0), distance_factor_range=(1.05, 1.4),
+                     pitch_jitter=4.0, roll_jitter=3.0),
+}
 
 
 def _check_image_size(image_size) -> tuple[int, int]:
@@ -163,21 +200,41 @@ def sample_rig(rng: np.random.Generator, target, extent_m: float, image_size,
   radius = 0.5 * float(extent_m)
   yaw0 = float(rng.uniform(*config.yaw_range))
   sign = 1.0 if rng.random() < 0.5 else -1.0
-  yaw1 = yaw0 + sign * (config.side_angle + float(rng.uniform(-config.side_jitter,
-                                                               config.side_jitter)))
+  if config.side_angle_range is None:
+    side = config.side_angle + float(rng.uniform(-config.side_jitter, config.side_jitter))
+  else:
+    side = float(rng.uniform(*config.side_angle_range))
+  yaw1 = yaw0 + sign * side
   cameras, views = [], []
   for yaw in (yaw0, yaw1):
-    fov_x = float(rng.uniform(*config.fov_range))
-    k = intrinsics(fov_x, (width, height))
-    half_fov = math.atan(min(k[0, 2] + 0.5, k[1, 2] + 0.5) / k[0, 0])  # inscribed circle
-    pitch = float(rng.uniform(-config.pitch_jitter, config.pitch_jitter))
-    roll = float(rng.uniform(-config.roll_jitter, config.roll_jitter))
-    usable = half_fov - math.radians(abs(pitch))
-    if usable <= math.radians(1.0):
-      raise ValueError(f'field of view {fov_x:.1f} deg leaves no room for a pitch jitter of '
-                       f'{config.pitch_jitter} deg')
-    factor = float(rng.uniform(*config.distance_factor_range))
-    distance = factor * radius / math.sin(usable)
+    if config.distance_range is None:
+      fov_x = float(rng.uniform(*config.fov_range))
+      k = intrinsics(fov_x, (width, height))
+      half_fov = math.atan(min(k[0, 2] + 0.5, k[1, 2] + 0.5) / k[0, 0])  # inscribed circle
+      pitch = float(rng.uniform(-config.pitch_jitter, config.pitch_jitter))
+      roll = float(rng.uniform(-config.roll_jitter, config.roll_jitter))
+      usable = half_fov - math.radians(abs(pitch))
+      if usable <= math.radians(1.0):
+        raise ValueError(f'field of view {fov_x:.1f} deg leaves no room for a pitch jitter of '
+                         f'{config.pitch_jitter} deg')
+      factor = float(rng.uniform(*config.distance_factor_range))
+      distance = factor * radius / math.sin(usable)
+    else:
+      # Distance first; the lens is the one that makes the sphere fill 1 / factor of the
+      # inscribed circle (plus the pitch). A sphere reaching the camera is pushed away.
+      distance = float(rng.uniform(*config.distance_range))
+      pitch = float(rng.uniform(-config.pitch_jitter, config.pitch_jitter))
+      roll = float(rng.uniform(-config.roll_jitter, config.roll_jitter))
+      factor = float(rng.uniform(*config.distance_factor_range))
+      distance = max(distance, 1.05 * factor * radius)
+      half_fov = math.asin(factor * radius / distance) + math.radians(abs(pitch))
+      # The inscribed circle's half-angle is the short side's; convert to the horizontal.
+      f = (min(width, height) / 2.0) / math.tan(half_fov)
+      fov_x = math.degrees(2.0 * math.atan(0.5 * width / f))
+      if not fov_x < 170.0:
+        raise ValueError(f'a {distance:.2f} m camera needs a {fov_x:.0f} deg lens for a '
+                         f'{extent_m:.2f} m clip; raise RigConfig.distance_range')
+      k = intrinsics(fov_x, (width, height))
     cam_height = float(rng.uniform(*config.height_range))
     # A camera far above or below the target would look nearly straight down or up;
     # keep the elevation within 60 degrees by limiting the height difference.

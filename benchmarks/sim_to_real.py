@@ -1,0 +1,207 @@
+r"""Models trained only on ODAH, on a real capture: the table of the sim-to-real issue.
+
+    .venv/bin/python benchmarks/sim_to_real.py \
+        --models=tiny_cpu=runs/main_stage2,shipped=default --out_dir=outputs/sim_to_real
+
+The capture is Pose2Sim's demo trial (four calibrated cameras; a person balancing on one
+leg). Both network pairs (cam01+cam04 and cam02+cam03, 114 and 121 degrees apart) are cut
+once, at 128-px crops, with all four cameras' BlazePose landmarks; every model sees the
+same crops (a 64-px model gets them resized, as ODAH 128-px crops are for it). Rows: the
+mean pose of --baseline_dataset's training split, then each model. Columns:
+
+  ref MAE     mean |model - keypoint reference| (deg) over the coordinates the reference
+              determines well (its leave-one-camera-out spread below --max_spread_deg;
+              listed in the output), both pairs pooled. The reference is the classic
+              four-camera method (`banet_jax.capture.keypoints`: BlazePose landmarks of
+              all cameras triangulated, 6 Hz low-pass, scaled model, IK).
+  pair diff   mean |cam01+cam04 - cam02+cam03| (deg) over the 12 joint coordinates of
+              hips (3 each side), knees, ankles and elbows.
+  reproj      median |projected joint centre - BlazePose landmark| / person height in
+              the image, all four cameras, both pairs pooled (benchmarks/real_capture.py).
+  jitter      mean |second difference| of those 12 coordinates (deg / frame^2), next to
+              the reference's and ODAH ground truth's (--baseline_dataset test clips).
+  net s/frame seconds of network per two-view frame on this machine (front end apart).
+
+The mean pose takes the reference's pelvis orientation and is placed like the models.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+
+from absl import app, flags, logging
+import numpy as np
+
+if __package__ in (None, ''):
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+_MODELS = flags.DEFINE_list('models', ['shipped=default'], 'NAME=CHECKPOINT entries (a training '
+                            "workdir, checkpoint folder or release; 'default' = the shipped "
+                            'model).')
+_OUT_DIR = flags.DEFINE_string('out_dir', 'outputs/sim_to_real', 'Output folder.')
+_NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Frames of the trial (0: all).')
+_PAIRS = flags.DEFINE_list('pairs', ['cam01+cam04', 'cam02+cam03'], 'Network camera pairs.')
+_CROP = flags.DEFINE_integer('crop_size', 128, 'Crop size the pairs are cut at.')
+_BASELINE = flags.DEFINE_string('baseline_dataset', 'odah/lab', 'Mean pose and ground-truth '
+                                'jitter from this ODAH dataset.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
+_MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 3.0, 'A coordinate is well determined by '
+                                 'the reference when its leave-one-camera-out spread is below.')
+
+JOINT_COORDINATES = ('hip_flexion_r', 'hip_adduction_r', 'hip_rotation_r', 'hip_flexion_l',
+                     'hip_adduction_l', 'hip_rotation_l', 'knee_angle_r', 'knee_angle_l',
+                     'ankle_angle_r', 'ankle_angle_l', 'elbow_flex_r', 'elbow_flex_l')
+
+
+def _table(header, rows) -> str:
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def angle_diff_deg(a, b) -> np.ndarray:
+  """|a - b| in degrees, wrapped to [0, 180] (inputs in radians)."""
+  return np.degrees(np.abs(np.angle(np.exp(1j * (np.asarray(a) - np.asarray(b))))))
+
+
+def jitter_deg(q, idx) -> float:
+  """Mean |second difference| (deg / frame^2) of coordinates `idx` of q (T, C) radians."""
+  q = np.degrees(np.asarray(q, np.float64)[:, idx])
+  return float(np.nanmean(np.abs(np.diff(q, n=2, axis=0)))) if len(q) > 2 else float('nan')
+
+
+def cut_pair(videos, calib, pair, num_frames, crop_size, pose):
+  """(capture, clip) of one network pair: the whole trial cut once (crops at crop_size)."""
+  from banet_jax.capture import pipeline  # pylint: disable=g-import-not-at-top
+  capture = pipeline.open_capture(videos, calib, pair, num_frames=num_frames, pose=pose,
+                                  progress=False)
+  parts = [segment.clip for segment in capture.segments(crop_size, segment_frames=128)]
+  clip = {k: (np.concatenate([p[k] for p in parts], axis=1)
+              if k in ('crops', 'masks', 'crop_meta') else parts[0][k]) for k in parts[0]}
+  return capture, clip
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  # pylint: disable=g-import-not-at-top
+  from banet_jax import data, evaluation
+  from banet_jax.capture import calibration, demo, keypoints, persons, placement
+  from banet_jax.inference import Predictor
+  from banet_jax.skeleton import load_osim
+  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
+  from benchmarks import _common
+  from benchmarks.real_capture import joint_reprojection
+  # pylint: enable=g-import-not-at-top
+  print(_common.platform_info())
+  out_dir = pathlib.Path(_OUT_DIR.value)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  folder = demo.demo_capture_dir('Demo_SinglePerson')
+  videos = [str(folder / 'videos' / f'cam0{i}.mp4') for i in range(1, 5)]
+  calib = calibration.load_calibration(folder / 'calibration' / 'Calib.qca.txt')
+  skel = load_osim(DEFAULT_MODEL_PATH)
+  idx = [skel.coordinate_index(n) for n in JOINT_COORDINATES]
+  pose = persons.BlazePose()
+  num_frames = _NUM_FRAMES.value or None
+
+  t0 = time.perf_counter()
+  cuts = {p: cut_pair(videos, calib, tuple(p.split('+')), num_frames, _CROP.value, pose)
+          for p in _PAIRS.value}
+  front_s = (time.perf_counter() - t0) / sum(c.num_frames for c, _ in cuts.values())
+  capture = next(iter(cuts.values()))[0]
+  fps = capture.fps
+  points, _ = capture.triangulate()  # (T, 33, 3), all four cameras
+  print(f'capture: {folder.name}, {capture.num_frames} frames at {fps:g} fps; front end '
+        f'{front_s:.2f} s per frame (4 cameras, BlazePose, crops)\n')
+
+  # The reference and what it determines well.
+  reference = keypoints.solve_keypoints(skel, points, fps)
+  spread = keypoints.camera_subset_spread(capture, skel)
+  well = [n for n in JOINT_COORDINATES + ('pelvis_tilt', 'pelvis_list', 'lumbar_extension',
+                                          'lumbar_bending', 'arm_flex_r', 'arm_flex_l',
+                                          'arm_add_r', 'arm_add_l')
+          if spread[n] < _MAX_SPREAD.value]
+  well_idx = [skel.coordinate_index(n) for n in well]
+  print(f'keypoint reference: well determined (leave-one-camera-out spread < '
+        f'{_MAX_SPREAD.value:g} deg): {", ".join(f"{n} {spread[n]:.1f}" for n in well)}')
+  print(f'not well determined: {", ".join(f"{n} {spread[n]:.1f}" for n in spread if n not in well)}\n')
+
+  # The mean pose and ODAH ground-truth jitter.
+  train = data.open_source(_BASELINE.value, 'train', _DATA_DIR.value)
+  q_train = np.concatenate([np.asarray(train[i]['coordinates']) for i in range(len(train))])
+  s_train = np.stack([np.asarray(train[i]['scales']) for i in range(len(train))])
+  layout = Predictor.restore(_MODELS.value[0].split('=', 1)[1]).layout
+  mean_q, mean_s = evaluation.mean_pose(layout, q_train, s_train)
+  test = data.open_source(_BASELINE.value, 'test', _DATA_DIR.value)
+  gt_jitter = float(np.mean([jitter_deg(np.asarray(test[i]['coordinates']), idx)
+                             for i in range(len(test))]))
+
+  results = {}
+  ref_q = np.asarray(reference.coordinates)
+  pelvis = [skel.coordinate_index(n) for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation')]
+  base = np.broadcast_to(mean_q, ref_q.shape).copy()
+  base[:, pelvis] = ref_q[:, pelvis]
+  translation, _ = placement.pelvis_translation(skel, base, mean_s, points)
+  base = placement.place(skel, base, translation)
+  results['mean pose'] = {'per_pair': {p: (base, mean_s) for p in cuts}, 'net_s': float('nan')}
+  for entry in _MODELS.value:
+    name, _, path = entry.partition('=')
+    predictor = Predictor.restore(path)
+    per_pair, net = {}, 0.0
+    for pair, (cap, clip) in cuts.items():
+      t1 = time.perf_counter()
+      pred = predictor.predict_clip(clip)
+      net += time.perf_counter() - t1
+      q, s = pred['coordinates'], pred['scales']
+      translation, _ = placement.pelvis_translation(skel, q, s, points)
+      per_pair[pair] = (placement.place(skel, q, translation), s)
+    results[name] = {'per_pair': per_pair, 'net_s': net / sum(c.num_frames for c, _ in
+                                                                cuts.values()),
+                     'crop': predictor.net.config.image_size}
+
+  rows, summary = [], {}
+  seen = (capture.landmarks, capture.visibility, capture.calibration)
+  pairs = list(cuts)
+  for name, r in results.items():
+    qs = [r['per_pair'][p][0] for p in pairs]
+    ref_mae = float(np.mean([angle_diff_deg(q[:, well_idx], ref_q[:, well_idx]).mean()
+                             for q in qs]))
+    pair_diff = float(angle_diff_deg(qs[0][:, idx], qs[1][:, idx]).mean()) if len(qs) > 1 else 0.0
+    reproj = float(np.mean([joint_reprojection(skel, q, s, *seen)
+                            for q, s in r['per_pair'].values()]))
+    jit = float(np.mean([jitter_deg(q, idx) for q in qs]))
+    summary[name] = {'ref_mae_deg': ref_mae, 'pair_diff_deg': pair_diff, 'reprojection': reproj,
+                     'jitter_deg_per_frame2': jit, 'net_s_per_frame': r['net_s'],
+                     'ref_mae_per_coordinate_deg': {
+                         n: float(np.mean([angle_diff_deg(q[:, skel.coordinate_index(n)],
+                                                          ref_q[:, skel.coordinate_index(n)]).mean()
+                                           for q in qs])) for n in well}}
+    rows.append((name, f'{ref_mae:.1f}', '-' if name == 'mean pose' else f'{pair_diff:.1f}',
+                 f'{reproj:.3f}', f'{jit:.2f}',
+                 '-' if name == 'mean pose' else f'{r["net_s"]:.3f}'))
+  ref_reproj = joint_reprojection(skel, ref_q, np.asarray(reference.scales), *seen)
+  rows.append(('keypoint reference (4 cameras)', '0', '-', f'{ref_reproj:.3f}',
+               f'{jitter_deg(ref_q, idx):.2f}', '-'))
+  print(f'## Real capture ({capture.num_frames} frames; pairs {", ".join(pairs)})\n')
+  print(_table(['model', 'ref MAE (deg)', 'pair diff (deg)', 'reproj (/height)',
+                'jitter (deg/frame^2)', 'net s/frame'], rows))
+  print(f'\nODAH ground truth jitter ({_BASELINE.value} test, same 12 coordinates): '
+        f'{gt_jitter:.2f} deg/frame^2')
+  print('\nper-coordinate MAE against the reference (deg):\n')
+  print(_table(['model'] + well, [(n, *(f'{s["ref_mae_per_coordinate_deg"][c]:.1f}' for c in well))
+                                  for n, s in summary.items()]))
+  (out_dir / 'sim_to_real.json').write_text(json.dumps(
+      {'models': dict(e.split('=', 1) for e in _MODELS.value), 'summary': summary,
+       'well_determined': well, 'spread_deg': spread, 'gt_jitter': gt_jitter,
+       'reference_reprojection': ref_reproj, 'front_end_s_per_frame': front_s,
+       'frames': capture.num_frames}, indent=1))
+  np.savez(out_dir / 'sim_to_real.npz', reference=ref_q, coordinate_names=np.array(
+      skel.coordinate_names), **{f'{n}__{p}': r['per_pair'][p][0] for n, r in results.items()
+                                 for p in pairs})
+
+
+if __name__ == '__main__':
+  app.run(main)
