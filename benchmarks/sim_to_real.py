@@ -10,8 +10,9 @@ same crops (a 64-px model gets them resized, as ODAH 128-px crops are for it). R
 mean pose of --baseline_dataset's training split, then each model. Columns:
 
   ref MAE     mean |model - keypoint reference| (deg) over the coordinates the reference
-              determines well (its leave-one-camera-out spread below --max_spread_deg;
-              listed in the output), both pairs pooled. The reference is the classic
+              determines well (its leave-one-camera-out spread below --max_spread_deg and
+              on a range bound in under 20 % of frames; listed in the output), both pairs
+              pooled. The reference is the classic
               four-camera method (`banet_jax.capture.keypoints`: BlazePose landmarks of
               all cameras triangulated, 6 Hz low-pass, scaled model, IK).
   pair diff   mean |cam01+cam04 - cam02+cam03| (deg) over the 12 joint coordinates of
@@ -48,7 +49,7 @@ _CROP = flags.DEFINE_integer('crop_size', 128, 'Crop size the pairs are cut at.'
 _BASELINE = flags.DEFINE_string('baseline_dataset', 'odah/lab', 'Mean pose and ground-truth '
                                 'jitter from this ODAH dataset.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
-_MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 3.0, 'A coordinate is well determined by '
+_MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 5.0, 'A coordinate is well determined by '
                                  'the reference when its leave-one-camera-out spread is below.')
 
 JOINT_COORDINATES = ('hip_flexion_r', 'hip_adduction_r', 'hip_rotation_r', 'hip_flexion_l',
@@ -117,17 +118,23 @@ def main(argv):
   print(f'capture: {folder.name}, {capture.num_frames} frames at {fps:g} fps; front end '
         f'{front_s:.2f} s per frame (4 cameras, BlazePose, crops)\n')
 
-  # The reference and what it determines well.
-  reference = keypoints.solve_keypoints(skel, points, fps)
-  spread = keypoints.camera_subset_spread(capture, skel)
-  well = [n for n in JOINT_COORDINATES + ('pelvis_tilt', 'pelvis_list', 'lumbar_extension',
-                                          'lumbar_bending', 'arm_flex_r', 'arm_flex_l',
-                                          'arm_add_r', 'arm_add_l')
-          if spread[n] < _MAX_SPREAD.value]
+  # The reference and what it determines well: coordinates that move by less than
+  # --max_spread_deg when a camera is left out, and are not held on a range bound.
+  subsets = keypoints.camera_subset_spread(skel, capture.landmarks, capture.visibility,
+                                           capture.calibration.cameras, fps,
+                                           names=capture.names)
+  reference = subsets['reference']
+  spread, at_bounds = subsets['mean_abs_diff'], subsets['at_bounds']
+  candidates = JOINT_COORDINATES + ('pelvis_tilt', 'pelvis_list', 'lumbar_extension',
+                                    'lumbar_bending', 'arm_flex_r', 'arm_flex_l', 'arm_add_r',
+                                    'arm_add_l')
+  well = [n for n in candidates if spread[n] < _MAX_SPREAD.value and at_bounds[n] < 0.2]
   well_idx = [skel.coordinate_index(n) for n in well]
   print(f'keypoint reference: well determined (leave-one-camera-out spread < '
         f'{_MAX_SPREAD.value:g} deg): {", ".join(f"{n} {spread[n]:.1f}" for n in well)}')
-  print(f'not well determined: {", ".join(f"{n} {spread[n]:.1f}" for n in spread if n not in well)}\n')
+  print('not well determined: ' + ', '.join(
+      f'{n} {spread[n]:.1f}' + (f' (on a bound {at_bounds[n]:.0%})' if at_bounds[n] >= 0.2 else '')
+      for n in candidates if n not in well) + '\n')
 
   # The mean pose and ODAH ground-truth jitter.
   train = data.open_source(_BASELINE.value, 'train', _DATA_DIR.value)
@@ -195,7 +202,7 @@ def main(argv):
                                   for n, s in summary.items()]))
   (out_dir / 'sim_to_real.json').write_text(json.dumps(
       {'models': dict(e.split('=', 1) for e in _MODELS.value), 'summary': summary,
-       'well_determined': well, 'spread_deg': spread, 'gt_jitter': gt_jitter,
+       'well_determined': well, 'spread_deg': spread, 'at_bounds': at_bounds, 'gt_jitter': gt_jitter,
        'reference_reprojection': ref_reproj, 'front_end_s_per_frame': front_s,
        'frames': capture.num_frames}, indent=1))
   np.savez(out_dir / 'sim_to_real.npz', reference=ref_q, coordinate_names=np.array(

@@ -8,13 +8,18 @@ r"""Predict OpenSim kinematics with a trained BANet and write the files OpenSim 
     python -m launch.predict --checkpoint=/tmp/banet_tiny/stage2 \
         --videos=cam01.mp4,cam02.mp4,cam03.mp4,cam04.mp4 --calibration=Calib.qca.txt \
         --cameras=cam01,cam04 --out_dir=/tmp/pred
+    # the classic keypoint method instead of BANet (three or more videos, no checkpoint)
+    python -m launch.predict --method=keypoints \
+        --videos=cam01.mp4,cam02.mp4,cam03.mp4,cam04.mp4 --calibration=Calib.qca.txt \
+        --out_dir=/tmp/kp
     # two-view frames already prepared: one .npz (format: banet_jax/inference.py docstring)
     python -m launch.predict --checkpoint=/tmp/banet_tiny/stage2 --input=trial.npz --out_dir=/tmp/pred
 
 Per clip it writes <clip>.mot (coordinates, degrees), <clip>.osim (the model scaled by
 OpenSim with the predicted body scales) and <clip>.trc (that model's markers), plus
 predictions.npz with the raw arrays. With --videos, also overlay pictures of every camera,
-angle curves and report.json (banet_jax/capture/predict.py).
+angle curves and report.json (banet_jax/capture/predict.py); --method=keypoints writes the
+same files from the classic triangulate-filter-scale-IK method (banet_jax/capture/keypoints.py).
 """
 
 from __future__ import annotations
@@ -27,8 +32,15 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training workdir or checkpoint folder.',
-                                  required=True)
+_METHOD = flags.DEFINE_enum(
+    'method', 'banet', ['banet', 'keypoints'], 'banet: the trained network (--checkpoint, by '
+    'default the shipped model). '
+    'keypoints: the classic multi-camera method (Pose2Sim, OpenCap): BlazePose landmarks of '
+    'all --videos (three or more) triangulated, low-pass filtered (--cutoff_hz), the model '
+    'scaled and fitted by inverse kinematics (banet_jax/capture/keypoints.py); no network.')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training workdir, checkpoint folder or '
+                                  'release (--method=banet; default: the shipped model, '
+                                  'banet_jax/released, see MODEL_CARD.md).')
 _INPUT = flags.DEFINE_string('input', None, 'A two-view .npz (instead of --dataset).')
 _DATASET = flags.DEFINE_string('dataset', None, "ODAH dataset, e.g. odah/tiny (default: the run's).")
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data_dir.')
@@ -56,6 +68,8 @@ _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate the videos are resampled to (
 _START = flags.DEFINE_integer('start', 0, 'First output frame (at --fps).')
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Output frames to process (0: all).')
 _NAME = flags.DEFINE_string('name', 'capture', 'Name of the output files (with --videos).')
+_CUTOFF_HZ = flags.DEFINE_float('cutoff_hz', 6.0, 'Low-pass cutoff of the triangulated '
+                                 'landmarks (--method=keypoints; Pose2Sim: 6 Hz).')
 _QCA_DISTORTION = flags.DEFINE_float(
     'qualisys_distortion_scale', 1.0, 'Divisor of the distortion coefficients of a Qualisys '
     '.qca.txt (1: as written; Pose2Sim divides by 64). See the README.')
@@ -87,7 +101,7 @@ def _predict_videos(out_dir):
   """--videos: the real-capture front end (banet_jax.capture). The inputs are checked
   before the checkpoint is restored."""
   from banet_jax.capture import calibration, pipeline, predict  # pylint: disable=g-import-not-at-top
-  from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
+  from banet_jax.capture import keypoints  # pylint: disable=g-import-not-at-top
   if _INPUT.value or _DATASET.value:
     raise ValueError('give --videos, --input or --dataset, not several')
   if not _CALIBRATION.value:
@@ -95,37 +109,76 @@ def _predict_videos(out_dir):
   calib = calibration.load_calibration(_CALIBRATION.value, _CALIBRATION_FORMAT.value,
                                        qualisys_distortion_scale=_QCA_DISTORTION.value)
   mapping = pipeline.match_videos(_VIDEOS.value, calib, _CAMERA_NAMES.value)
-  cameras = tuple(_CAMERAS.value or list(mapping)[:2])
+  use_keypoints = _METHOD.value == 'keypoints'
+  # The keypoint method uses every camera; the capture still wants two "network" cameras
+  # (it cuts their crops, unused here): the first two videos.
+  cameras = tuple((None if use_keypoints else _CAMERAS.value) or list(mapping)[:2])
   if _NEAR.value and len(_NEAR.value) != 3:
     raise ValueError(f'--near needs x,y,z in metres, got {_NEAR.value}')
   masks = None
-  if _MASKS.value:
+  if _MASKS.value and not use_keypoints:
     if len(_MASKS.value) != len(cameras):
       raise ValueError(f'--masks needs one folder or video per network camera {list(cameras)}')
     masks = dict(zip(cameras, _MASKS.value))
   capture = pipeline.Capture(mapping, calib, cameras, fps=_FPS.value, start=_START.value,
                              num_frames=_NUM_FRAMES.value or None, masks=masks,
                              near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
-  predictor = Predictor.restore(_CHECKPOINT.value)
   name = _NAME.value
-  report = predict.predict_capture(predictor, capture, out_dir, name=name)
+  if use_keypoints:
+    report = keypoints.keypoints_capture(capture, out_dir, name=name, cutoff_hz=_CUTOFF_HZ.value)
+    used = capture.names
+  else:
+    from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
+    predictor = Predictor.restore(_CHECKPOINT.value)
+    report = predict.predict_capture(predictor, capture, out_dir, name=name)
+    used = cameras
   person = report['person']
   where = np.round(person['selection']['position'], 2).tolist()
-  print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from {", ".join(cameras)}; '
-        f'the person at {where} m (tracks {person["track_per_camera"]}, candidates '
-        f'{person["candidates_per_camera"]}); floor from {report["floor"]["source"]}')
+  print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from {", ".join(used)} '
+        f'({_METHOD.value}); the person at {where} m (tracks {person["track_per_camera"]}, '
+        f'candidates {person["candidates_per_camera"]}); floor from {report["floor"]["source"]}')
+  if use_keypoints:
+    summary = report['keypoints']
+    rms = summary['marker_rms_mm']
+    print(f'  marker RMS (mm): median {np.nanmedian(list(rms.values())):.1f}, ' + ', '.join(
+        f'{k} {v:.0f}' for k, v in rms.items()))
+    print('  scales: ' + ', '.join(f'{k} {v["factor"]:.3f}' for k, v in summary['scales'].items())
+          + (f' (clipped: {summary["clipped_scales"]})' if summary['clipped_scales'] else ''))
+    if summary['frames_without_solution']:
+      print(f'  frames without a solution (nearest solved frame repeated): '
+            f'{summary["frames_without_solution"]}')
   for key, value in report['files'].items():
     print(f'  {key}: {value}')
   per_frame = report['timings_s']['per_frame']
   print('  seconds per frame: ' + ', '.join(f'{k} {v:.3f}' for k, v in per_frame.items()))
 
 
+def _check_method() -> None:
+  """Flag combinations, checked before anything heavy is imported or read."""
+  if _METHOD.value == 'keypoints':
+    if not _VIDEOS.value or _INPUT.value or _DATASET.value:
+      sys.exit('error: --method=keypoints works on calibrated videos: give --videos (three '
+               'or more) and --calibration, not --input or --dataset')
+    if len(_VIDEOS.value) < 3:
+      sys.exit(f'error: the keypoint method triangulates; give three or more calibrated videos '
+               f'(--videos has {len(_VIDEOS.value)})')
+    for flag in ('checkpoint', 'cameras', 'masks'):
+      if flags.FLAGS[flag].present:
+        logging.warning('--%s is not used by --method=keypoints (no network; every camera '
+                        'is used): ignored', flag)
+  elif not _CHECKPOINT.value:
+    from banet_jax import released  # pylint: disable=g-import-not-at-top
+    logging.warning('no --checkpoint: using the shipped model %s (MODEL_CARD.md)',
+                    released.default_model_path())
+
+
 def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
     logging.set_verbosity(logging.WARNING)
+  _check_method()
   import opensim  # pylint: disable=g-import-not-at-top
-  from banet_jax import checkpoints, data, export  # pylint: disable=g-import-not-at-top
+  from banet_jax import checkpoints, data, export, released  # pylint: disable=g-import-not-at-top
   from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString('error')
   out_dir = pathlib.Path(_OUT_DIR.value)
@@ -148,7 +201,8 @@ def main(argv):
       arrays[f'{clip_id}/scales'] = pred['scales']
       print(f'{clip_id}: {len(pred["coordinates"])} frames -> {paths["mot"]}, {paths["osim"]}, '
             f'{paths["trc"]}')
-  except (checkpoints.CheckpointError, data.DatasetNotFoundError, ValueError) as e:
+  except (checkpoints.CheckpointError, released.ReleaseError, data.DatasetNotFoundError,
+          ValueError) as e:
     sys.exit(f'error: {e}')
   np.savez(out_dir / 'predictions.npz', **arrays)
   print(f'written to {out_dir}')

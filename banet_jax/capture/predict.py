@@ -1,18 +1,23 @@
-"""A real capture through BANet to OpenSim files, pictures and a report.
+"""A real capture through BANet (or the keypoint method) to OpenSim files, pictures, a report.
 
-`predict_capture(predictor, capture, out_dir)` writes into `out_dir`:
+`predict_capture(predictor, capture, out_dir)` writes into `out_dir` (the writing is
+`write_capture_outputs`, which the keypoint method, `keypoints.keypoints_capture`, shares):
   <name>.mot / .trc / .osim   the coordinates (pelvis placed where the person stands,
                               `placement`), the scaled model's markers, the scaled model
   overlay_<camera>.png        a contact sheet per camera: the predicted skeleton (joint
                               centres and bones, projected with the lens model) over frames
                               of every view, the BlazePose landmarks as small dots
   overlays.png                all cameras side by side (rows: frames)
-  network_inputs.png          what BANet saw at those frames: the two masked crops
+  network_inputs.png          what BANet saw at those frames: the two masked crops (not
+                              written by the keypoint method, which has no network)
   angles.png                  the main coordinates over time
-  report.json                 cameras, person choice, floor, placement residuals, timings
+  report.json                 method, cameras, person choice, floor, placement residuals,
+                              timings
   predictions.npz             raw arrays: coordinates (T, C), scales (B, 3), landmarks
                               (C, T, 33, 2) in pixels as the cameras see them (distorted),
-                              visibility (C, T, 33), world landmarks (T, 33, 3)
+                              visibility (C, T, 33), world landmarks (T, 33, 3), and the
+                              method's own (BANet: frame_scales; keypoints: marker_errors,
+                              marker_names, filtered_landmarks, solved)
 Everything is written into a staging folder first and moved into `out_dir` at the end,
 so a failure leaves nothing half-written.
 """
@@ -24,6 +29,7 @@ import pathlib
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -73,9 +79,11 @@ def _label(image, text):
   return out
 
 
-def overlay_sheets(capture, joints_world: np.ndarray, edges, out_dir: pathlib.Path
-                   ) -> list[str]:
-  """Contact sheets of `capture.thumbnails` with joints (T, J, 3) world projected."""
+def overlay_sheets(capture, joints_world: np.ndarray, edges, out_dir: pathlib.Path,
+                   highlight: Sequence[str] | None = None) -> list[str]:
+  """Contact sheets of `capture.thumbnails` with joints (T, J, 3) world projected; the
+  cameras in `highlight` (default: the network cameras) are labelled '(network)'."""
+  highlight = capture.network_cameras if highlight is None else tuple(highlight)
   frames = sorted(capture.thumbnails)
   columns = []
   for c, (name, cam) in enumerate(zip(capture.names, capture.calibration.cameras)):
@@ -85,7 +93,7 @@ def overlay_sheets(capture, joints_world: np.ndarray, edges, out_dir: pathlib.Pa
       s = thumb.shape[1] / cam.size[0]
       joints = cam.project(joints_world[f]) * s
       marks = np.where(capture.visibility[c, f, :, None] >= 0.5, capture.landmarks[c, f], np.nan)
-      used = ' (network)' if name in capture.network_cameras else ''
+      used = ' (network)' if name in highlight else ''
       tiles.append(_label(draw_skeleton(thumb, joints, edges, marks * s),
                           f'{name}{used} frame {int(capture.source_frames[f])}'))
     columns.append(tiles)
@@ -127,7 +135,6 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
 
   Returns the report (also written as report.json), with the output paths under 'files'.
   """
-  out_dir = pathlib.Path(out_dir)
   skel = predictor.layout.skeleton
   crop_size = predictor.net.config.image_size
   coords, scales, t_net = [], [], 0.0
@@ -146,12 +153,63 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
     scales.append(pred['frame_scales'])
   coordinates = np.concatenate(coords)
   frame_scales = np.concatenate(scales)
-  body_scales = frame_scales.mean(axis=0)
-  report = capture.report
-  report['timings_s']['network'] = t_net
+  capture.report['timings_s']['network'] = t_net
+  return write_capture_outputs(
+      capture, skel, coordinates, frame_scales.mean(axis=0), out_dir, name=name,
+      method='banet', translation='landmarks' if place_body else 'zero',
+      network_inputs=inputs, arrays={'frame_scales': frame_scales}, curve_label='BANet',
+      title=f'{name}: {", ".join(capture.network_cameras)}')
 
+
+def write_capture_outputs(capture, skel, coordinates, scales, out_dir, *, name: str,
+                          method: str, translation: str = 'landmarks', points=None,
+                          network_inputs: dict | None = None, arrays: dict | None = None,
+                          world_arrays: dict | None = None, curve_label: str | None = None,
+                          title: str | None = None, highlight: Sequence[str] | None = None
+                          ) -> dict:
+  """Everything after a method has its coordinates: floor, placement, files, report.
+
+  Shared by BANet (`predict_capture`) and the keypoint method
+  (`keypoints.keypoints_capture`), so both write the same files (module docstring).
+
+  Args:
+    capture: the processed `pipeline.Capture` (landmarks, thumbnails and `report` filled;
+      the report is completed here and returned).
+    skel: the model the coordinates refer to (its `source` is exported).
+    coordinates: (T, C) rad / m in `skel.coordinate_names` order.
+    scales: (B, 3) body scale factors (one set for the clip).
+    out_dir: output folder (written through a staging folder; see the module docstring).
+    name: stem of the .mot / .trc / .osim files.
+    method: written as report['method'] ('banet', 'keypoints').
+    translation: where the pelvis translation comes from. 'landmarks': placed on the
+      triangulated landmarks (`placement.pelvis_translation`; the coordinates' own are
+      ignored); 'zero': left as given (BANet predicts 0); 'solved': the coordinates
+      already hold it, in the calibration's world (the keypoint method's IK), and only
+      the floor shift below is applied to pelvis_ty.
+    points: (T, 33, 3) the capture's triangulated landmarks in the calibration's world
+      (None: `capture.triangulate()`).
+    network_inputs: {frame: (2, S, S, 3) masked crops} -> network_inputs.png; None: no
+      such picture (a method without network inputs).
+    arrays: more arrays for predictions.npz.
+    world_arrays: more (..., 3) world points (m) for predictions.npz, given in the
+      calibration's world and saved, like world_landmarks, in the floor's.
+    curve_label, title: legend and title of angles.png (default: method, name).
+    highlight: cameras marked '(network)' in the overlays (default: the capture's
+      network cameras).
+
+  World: y = 0 is the floor in every output. Without a known floor
+  (`calibration.floor_known` False) it is estimated from the feet
+  (`placement.estimate_floor`) and the world shifted down by it; the overlays shift back.
+  """
+  if translation not in ('landmarks', 'zero', 'solved'):
+    raise ValueError(f"translation must be 'landmarks', 'zero' or 'solved', got {translation!r}")
+  out_dir = pathlib.Path(out_dir)
+  coordinates = np.array(coordinates, np.float64)
+  scales = np.asarray(scales, np.float64)
+  report = capture.report
+  report['method'] = method
   t0 = time.perf_counter()
-  points, _ = capture.triangulate()
+  points = capture.triangulate()[0] if points is None else np.array(points, np.float64)
   if not capture.calibration.floor_known:
     floor = placement.estimate_floor(points)
     report['floor'] = {'source': 'feet', 'height_m': floor,
@@ -161,37 +219,48 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
   else:
     floor = 0.0
     report['floor'] = {'source': 'calibration', 'height_m': 0.0}
-  if place_body:
-    translation, residual = placement.pelvis_translation(skel, coordinates, body_scales, points)
-    coordinates = placement.place(skel, coordinates, translation)
+  if translation == 'landmarks':
+    translation_m, residual = placement.pelvis_translation(skel, coordinates, scales, points)
+    coordinates = placement.place(skel, coordinates, translation_m)
     report['placement'] = {'method': 'landmarks',
                            'median_residual_m': float(np.nanmedian(residual)),
                            'frames_without_landmarks': int(np.isnan(residual).sum())}
-  else:
+  elif translation == 'zero':
     report['placement'] = {'method': 'none (pelvis translation 0)'}
+  else:  # 'solved'
+    # The ground-to-pelvis translations are along the ground's axes: moving the world
+    # down by `floor` moves the body's y translation by the same amount.
+    coordinates[:, placement.global_translation_indices(skel)[1]] -= floor
+    report['placement'] = {'method': 'inverse kinematics (the pelvis translation is '
+                                     'solved with the pose)'}
   report['timings_s']['placement'] = time.perf_counter() - t0
 
   staging = pathlib.Path(tempfile.mkdtemp(prefix='.partial-', dir=out_dir.parent
                                           if out_dir.parent.exists() else None))
   try:
     t0 = time.perf_counter()
-    files = export.export_clip(staging, name, coordinates, body_scales, capture.fps,
+    files = export.export_clip(staging, name, coordinates, scales, capture.fps,
                                model_path=skel.source)
     report['timings_s']['export'] = time.perf_counter() - t0
-    fk = forward_kinematics(skel, coordinates, np.broadcast_to(body_scales, frame_scales.shape))
+    fk = forward_kinematics(skel, coordinates,
+                            np.broadcast_to(scales, coordinates.shape[:1] + scales.shape))
     joints = np.asarray(fk.joint_centers, np.float64)
     joints[..., 1] += floor  # back into the calibration's world for projection
-    files['overlays'] = overlay_sheets(capture, joints, skeleton_edges(skel), staging)
-    files['network_inputs'] = network_inputs_sheet(capture, inputs, staging)
+    files['overlays'] = overlay_sheets(capture, joints, skeleton_edges(skel), staging,
+                                       highlight=highlight)
+    if network_inputs is not None:
+      files['network_inputs'] = network_inputs_sheet(capture, network_inputs, staging)
     names = [n for n in CURVE_COORDINATES if n in skel.coordinate_names]
     times = np.arange(len(coordinates)) / capture.fps
     files['angles'] = str(evaluation.plot_angle_curves(
-        staging / 'angles.png', times, skel.coordinate_names, None, {'BANet': coordinates},
-        names, title=f'{name}: {", ".join(capture.network_cameras)}'))
-    np.savez(staging / 'predictions.npz', coordinates=coordinates, scales=body_scales,
-             frame_scales=frame_scales, coordinate_names=np.array(skel.coordinate_names),
+        staging / 'angles.png', times, skel.coordinate_names, None,
+        {curve_label or method: coordinates}, names, title=title or name))
+    np.savez(staging / 'predictions.npz', coordinates=coordinates, scales=scales,
+             coordinate_names=np.array(skel.coordinate_names),
              landmarks=capture.landmarks, visibility=capture.visibility,
-             world_landmarks=points, cameras=np.array(capture.names))
+             world_landmarks=points, cameras=np.array(capture.names), **(arrays or {}),
+             **{k: np.asarray(v, np.float64) - [0.0, floor, 0.0]
+                for k, v in (world_arrays or {}).items()})
     report['timings_s']['per_frame'] = {k: v / capture.num_frames
                                         for k, v in report['timings_s'].items()
                                         if isinstance(v, float)}
