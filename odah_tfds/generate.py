@@ -50,7 +50,10 @@ class GenerationConfig:
     clips_per_subject: accepted clips per subject.
     clip_frames: T, frames per clip; fps: frame rate.
     image_size: (width, height) of the rendered full images; crop_size: S.
-    families: procedural motion families (None: all; motion='procedural' only).
+    families: procedural motion families, drawn in this order from a random start per
+      subject (a family listed twice is drawn twice as often); None: the 13 families of
+      ODAH 1 (`motions.ODAH_1_FAMILIES`, not the newer 'balance'); motion='procedural'
+      only.
     body: 'anny' (free default) or 'smplx' (SMPL-X files in `manual_dir/smplx`).
     motion: 'procedural' (the families above, retargeted onto the body) or 'amass'
       (AMASS SMPL-X sequences from `manual_dir/amass`, body='smplx' only; which
@@ -60,6 +63,7 @@ class GenerationConfig:
     rig: the camera rig distribution, a name of `odah_tfds.render.cameras.RIGS`
       ('default': BANet-like, 90 +- 15 degrees apart, the person filling the frame;
       'lab': real motion labs, 40-120 degrees apart, 2-8 m away, 0.5-3 m high).
+    bare_torso_probability: chance that a subject wears no shirt (render.AppearanceConfig).
   """
 
   subjects: tuple[int, int, int] = (4, 1, 1)
@@ -74,6 +78,7 @@ class GenerationConfig:
   motion_blur_probability: float = 0.1
   motion: str = 'procedural'
   rig: str = 'default'
+  bare_torso_probability: float = 0.0
 
   def __post_init__(self):
     if self.rig not in RIG_NAMES:
@@ -235,7 +240,8 @@ def _render(config: GenerationConfig, subject, clip, rng: np.random.Generator,
       image_size=tuple(config.image_size), crop_size=config.crop_size,
       rig=cameras_lib.RIGS[config.rig],
       appearance=appearance_lib.AppearanceConfig(
-          blur_probability=config.motion_blur_probability))
+          blur_probability=config.motion_blur_probability,
+          bare_torso_probability=config.bare_torso_probability))
   joint_centers = clip.points[:, len(subject.scaling.scale_factors):]
   last_error = None
   for _ in range(RIG_ATTEMPTS):
@@ -322,7 +328,7 @@ def generate_subject(config: GenerationConfig, subject_index: int,
     sources = assignment.sequences(subject_index)
     shape = amass_subjects.subject_shape(sources[0])
   else:
-    sources = list(config.families or motions.FAMILIES)
+    sources = list(config.families or motions.ODAH_1_FAMILIES)
   examples, rejected = [], []
   seconds = {'subject': 0.0, 'labels': 0.0, 'render': 0.0}
   with tempfile.TemporaryDirectory(prefix='odah_subject_') as tmp:

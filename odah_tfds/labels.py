@@ -68,7 +68,7 @@ class LabelConfig:
   fps: float = 60.0
   clip_frames: int = 64
   clips_per_subject: int = 2
-  # Motion families to draw from (None: every family of the procedural library).
+  # Motion families to draw from (None: the 13 of ODAH 1, motions.ODAH_1_FAMILIES).
   families: tuple[str, ...] | None = None
   ik: str = 'jax'  # 'jax' (fast path), 'opensim' (reference) or 'both' (compare)
   rms_gate_m: float = 0.02

@@ -51,7 +51,8 @@ _OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)
 _CLIPS = flags.DEFINE_integer('clips_per_subject', 2, 'Clips per subject.')
 _FRAMES = flags.DEFINE_integer('frames', 64, 'Frames per clip.')
 _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate.')
-_FAMILIES = flags.DEFINE_list('families', None, 'Motion families (default: all).')
+_FAMILIES = flags.DEFINE_list('families', None, 'Motion families (default: the 13 of '
+                               "ODAH 1; 'balance' must be named).')
 _IK = flags.DEFINE_enum('ik', 'jax', ['jax', 'opensim', 'both'],
                         'IK solver: the batched JAX one, OpenSim, or both (compared).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
@@ -97,7 +98,7 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
   from odah_tfds import labels  # pylint: disable=g-import-not-at-top
   from odah_tfds import motions  # pylint: disable=g-import-not-at-top
 
-  families = list(config.families or motions.FAMILIES)
+  families = list(config.families or motions.ODAH_1_FAMILIES)
   unknown = sorted(set(families) - set(motions.FAMILIES))
   if unknown:
     raise ValueError(f'unknown motion families {unknown}; choose from {sorted(motions.FAMILIES)}')

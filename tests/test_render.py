@@ -496,6 +496,24 @@ def test_appearance_covers_parts_with_garments():
                              atol=0.51)
 
 
+def test_bare_torsos_show_skin_and_leave_other_configs_unchanged():
+  v, _ = _sphere([0.0, 1.0, 0.0], 0.5, subdivisions=3)
+  parts = _toy_parts(v)
+  bare = app.sample_appearance(np.random.default_rng(0), parts, (16, 16), app.AppearanceConfig(
+      bare_torso_probability=1.0, skin_noise=0.0, cloth_noise=0.0, skin_tint=0.0))
+  record = json.loads(bare.to_json())
+  assert record['shirt'] is None
+  torso = parts.mask('torso')
+  np.testing.assert_allclose(bare.vertex_colors[torso],
+                             np.broadcast_to(record['skin']['color'], (torso.sum(), 3)), atol=0.51)
+  # Probability 0 (every existing config) draws nothing extra: the same look as before.
+  a = app.sample_appearance(np.random.default_rng(3), parts, (16, 16), app.AppearanceConfig())
+  b = app.sample_appearance(np.random.default_rng(3), parts, (16, 16),
+                            app.AppearanceConfig(bare_torso_probability=0.0))
+  np.testing.assert_array_equal(a.vertex_colors, b.vertex_colors)
+  assert json.loads(a.to_json())['shirt'] is not None
+
+
 def test_skin_tones_span_the_palette():
   v, _ = _sphere([0.0, 1.0, 0.0], 0.5, subdivisions=1)
   tones = [json.loads(_appearance(v, (8, 8), seed=s).to_json())['skin']['fitzpatrick_position']

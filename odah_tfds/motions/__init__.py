@@ -2,10 +2,11 @@
 
 * `Motion` (base.py): the project model's 39 coordinates per frame + fps, family and
   sampled parameters; JSON / npz round trips.
-* `sample_motion`, `sample_any`, `FAMILIES` (procedural.py): 13 movement families
+* `sample_motion`, `sample_any`, `FAMILIES` (procedural.py): 14 movement families
   (walking, running, squat, sit-to-stand, lunge, jumping jacks, arm flexion and
-  abduction, reaching, trunk flexion and rotation, stepping, jumping), planted on the
-  floor for a (scaled) subject with the skeleton layer's forward kinematics.
+  abduction, reaching, trunk flexion and rotation, stepping, jumping, and single-leg
+  balance), planted on the floor for a (scaled) subject with the skeleton layer's
+  forward kinematics; `ODAH_1_FAMILIES`: the first 13, what "all families" means.
 * `measure` (plausibility.py): ranges, smoothness, ground contact, foot skating.
 * `load_amass_clip`, `find_amass_files`, `AmassClip` (amass.py): AMASS SMPL-X
   `*_stageii.npz` files, resampled to the dataset frame rate.
@@ -17,10 +18,11 @@ from odah_tfds.motions.amass import (AmassClip, ManualFilesError, find_amass_fil
                                      load_amass_clip, read_amass_npz)
 from odah_tfds.motions.base import Motion
 from odah_tfds.motions.plausibility import LIMITS, measure, violations
-from odah_tfds.motions.procedural import FAMILIES, Family, sample_any, sample_motion
+from odah_tfds.motions.procedural import (FAMILIES, ODAH_1_FAMILIES, Family, sample_any,
+                                          sample_motion)
 
 __all__ = [
-    'AmassClip', 'FAMILIES', 'Family', 'LIMITS', 'ManualFilesError', 'Motion',
+    'AmassClip', 'FAMILIES', 'Family', 'LIMITS', 'ManualFilesError', 'Motion', 'ODAH_1_FAMILIES',
     'find_amass_files', 'load_amass_clip', 'measure', 'read_amass_npz', 'sample_any',
     'sample_motion', 'violations',
 ]

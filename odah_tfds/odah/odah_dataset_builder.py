@@ -68,6 +68,13 @@ def _config(name, description, use_beam=False, needs_manual_files=False, **gener
                     generation=generate.GenerationConfig(**generation))
 
 
+# odah/lab's families: the 13 of ODAH 1 with 'balance' after every three, so that each
+# subject's four clips (consecutive entries from a random start) include at least one
+# balance clip.
+LAB_FAMILIES = ('balance', 'walking', 'running', 'squat', 'balance', 'sit_to_stand', 'lunge',
+                'jumping_jacks', 'balance', 'arm_flexion', 'arm_abduction', 'reaching',
+                'balance', 'trunk_flexion', 'trunk_rotation', 'stepping', 'balance', 'jumping')
+
 CONFIGS = [
     _config('tiny', 'Default. 6 subjects (4/1/1), 2 clips of 32 frames each, 128x128 images, '
             '64x64 crops. Builds on a 2-core CPU in a few minutes.',
@@ -78,12 +85,13 @@ CONFIGS = [
             'job). Many short clips: with few long ones the network memorises them.',
             subjects=(64, 8, 8), clips_per_subject=4, clip_frames=32, image_size=(192, 192),
             crop_size=64),
-    _config('lab', 'The sim-to-real data: sizes of `small` (80 subjects, 64/8/8, 4 clips of 32 '
-            'frames) with real-lab camera rigs (pairs 40-120 deg apart, 2-8 m away, 0.5-3 m '
-            'high: render/cameras.py RIGS), 256x256 images and 128x128 crops (the `mid` '
-            'BANet preset).',
-            subjects=(64, 8, 8), clips_per_subject=4, clip_frames=32, image_size=(256, 256),
-            crop_size=128, rig='lab'),
+    _config('lab', 'The sim-to-real data: 54 subjects (40/6/8), 4 clips of 32 frames, '
+            'with real-lab camera rigs (pairs 40-120 deg apart, 2-8 m away, 0.5-3 m high: '
+            'render/cameras.py RIGS), single-leg balance in about a quarter of the clips '
+            '(at least one of each subject\'s four), 30 % bare torsos, 256x256 images and 128x128 '
+            'crops (the `mid` BANet preset). Builds in about 25 minutes on 2 cores.',
+            subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, image_size=(256, 256),
+            crop_size=128, rig='lab', bare_torso_probability=0.3, families=LAB_FAMILIES),
     _config('paper', 'Paper-like scale: 440 subjects (400/20/20), 8 clips of 64 frames at '
             '60 fps, 512x512 images, 256x256 crops. Generates through Apache Beam.',
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,

@@ -59,7 +59,8 @@ class AppearanceConfig:
     skin_noise: SD of the per-vertex skin colour noise (sRGB units of 255).
     skin_tint: SD of the per-channel multiplicative tint of the sampled tone.
     long_sleeve_probability / long_trousers_probability / shoes_probability /
-      bald_probability: Bernoulli probabilities.
+      bald_probability / bare_torso_probability: Bernoulli probabilities (a bare torso:
+      no shirt, as in gait and sports labs).
     pattern_probabilities: probabilities of PATTERNS for the shirt and the trousers.
     pattern_period_range: stripe / check / noise period (metres, rest pose).
     garment_saturation_range, garment_value_range: HSV of garment colours (hue U(0, 1)).
@@ -80,6 +81,7 @@ class AppearanceConfig:
   long_trousers_probability: float = 0.65
   shoes_probability: float = 0.9
   bald_probability: float = 0.1
+  bare_torso_probability: float = 0.0
   pattern_probabilities: tuple[float, float, float, float] = (0.45, 0.25, 0.15, 0.15)
   pattern_period_range: tuple[float, float] = (0.03, 0.10)
   garment_saturation_range: tuple[float, float] = (0.0, 0.85)
@@ -100,7 +102,7 @@ class AppearanceConfig:
       raise ValueError(f'pattern_probabilities must be {len(PATTERNS)} non-negative numbers '
                        f'summing to 1 (for {PATTERNS}), got {self.pattern_probabilities}')
     for name in ('long_sleeve_probability', 'long_trousers_probability', 'shoes_probability',
-                 'bald_probability', 'blur_probability'):
+                 'bald_probability', 'blur_probability', 'bare_torso_probability'):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f'AppearanceConfig.{name} must lie in [0, 1], got {getattr(self, name)}')
     if not self.blur_subframes or any(n < 1 or n % 2 == 0 for n in self.blur_subframes):
@@ -391,16 +393,25 @@ def sample_vertex_colors(rng: np.random.Generator, parts: BodyParts,
   long_sleeves = bool(rng.random() < config.long_sleeve_probability)
   long_trousers = bool(rng.random() < config.long_trousers_probability)
   shoes = bool(rng.random() < config.shoes_probability)
+  # Drawn only when possible, so configs without bare torsos keep their random stream (and
+  # their records) unchanged.
+  bare_torso = (config.bare_torso_probability > 0.0
+                and bool(rng.random() < config.bare_torso_probability))
   garments = {
       'shirt': (('torso', 'upper_arm', 'forearm') if long_sleeves else ('torso', 'upper_arm')),
       'trousers': (('pelvis', 'thigh', 'shank') if long_trousers else ('pelvis', 'thigh')),
   }
+  if bare_torso:
+    del garments['shirt']
   for name, covered in garments.items():
     m = parts.mask(*covered)
     cloth, info = _garment(rng, config, v[m], torso_center)
     colors[m] = cloth + config.cloth_noise * rng.standard_normal((int(m.sum()), 3))
     choices[name] = dict(info, parts=list(covered))
-  choices['shirt']['long_sleeves'] = long_sleeves
+  if bare_torso:
+    choices['shirt'] = None
+  else:
+    choices['shirt']['long_sleeves'] = long_sleeves
   choices['trousers']['long'] = long_trousers
   if shoes:
     feet = parts.mask('foot')
