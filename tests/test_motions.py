@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 
 from banet_jax.skeleton import load_osim
-from odah_tfds.motions import (FAMILIES, LIMITS, Motion, curves, kinematics, measure,
+from odah_tfds.motions import (FAMILIES, LIMITS, Motion, balance, curves, kinematics, measure,
                                sample_any, sample_motion, violations)
+from odah_tfds.motions import plausibility, procedural
+from odah_tfds.motions.procedural import ODAH_1_FAMILIES
 
 NUM_FRAMES = 120
 GROUNDED = ('walking', 'running', 'squat', 'lunge', 'sit_to_stand', 'stepping',
             'jumping_jacks', 'arm_flexion', 'arm_abduction', 'reaching', 'trunk_flexion',
-            'trunk_rotation', 'jumping')
+            'trunk_rotation', 'jumping', 'balance')
 
 
 @pytest.fixture(scope='module')
@@ -44,9 +46,26 @@ def test_at_least_eleven_families_with_the_required_movements():
   assert len(FAMILIES) >= 11
   for name in ('walking', 'running', 'squat', 'sit_to_stand', 'lunge', 'jumping_jacks',
                'arm_flexion', 'arm_abduction', 'reaching', 'trunk_flexion', 'trunk_rotation',
-               'stepping', 'jumping'):
+               'stepping', 'jumping', 'balance'):
     assert name in FAMILIES
   assert set(LIMITS) == set(FAMILIES)
+
+
+def test_default_families_are_those_of_odah_1(monkeypatch):
+  """families=None keeps meaning the 13 families of the first release, in registry
+  order, so that existing dataset configs draw the same family for the same seed."""
+  assert ODAH_1_FAMILIES == (
+      'walking', 'running', 'squat', 'sit_to_stand', 'lunge', 'jumping_jacks', 'arm_flexion',
+      'arm_abduction', 'reaching', 'trunk_flexion', 'trunk_rotation', 'stepping', 'jumping')
+  assert tuple(FAMILIES)[:len(ODAH_1_FAMILIES)] == ODAH_1_FAMILIES
+  assert 'balance' in FAMILIES and 'balance' not in ODAH_1_FAMILIES
+  # The family sample_any draws for a seed (clip building stubbed out): one draw over
+  # the 13, as before balance existed.
+  monkeypatch.setattr(procedural, 'sample_motion', lambda family, gen, **kwargs: family)
+  for seed in range(40):
+    expected = ODAH_1_FAMILIES[int(np.random.default_rng(seed).choice(13))]
+    assert sample_any(np.random.default_rng(seed)) == expected
+  assert sample_any(np.random.default_rng(0), families=['balance']) == 'balance'
 
 
 @pytest.mark.parametrize('name', sorted(FAMILIES))
@@ -109,6 +128,90 @@ def test_gait_joint_ranges_are_normative(clips, skel):
   # Arms swing opposite to the legs.
   arm = q[:, skel.coordinate_index('arm_flex_r')]
   assert np.corrcoef(arm, hip)[0, 1] < -0.5
+
+
+@pytest.fixture(scope='module')
+def balance_clips(clips, skel):
+  """The module's balance clip (seed 0, 120 frames: a window ending in the hold) and a
+  7 s clip from quiet stance with the arms out that switches legs (seed 7)."""
+  return [clips['balance'], sample_motion('balance', 7, num_frames=420, skeleton=skel)]
+
+
+def _segment_distance(p, a, b):
+  """Distances of points p (..., 3) from the segments a-b (..., 3)."""
+  ab = b - a
+  s = np.clip(np.sum((p - a) * ab, -1) / np.sum(ab * ab, -1), 0.0, 1.0)
+  return np.linalg.norm(p - (a + s[..., None] * ab), axis=-1)
+
+
+def test_balance_stands_on_one_leg(balance_clips, skel):
+  """In every hold the support sole is flat and static on the floor, the free foot is
+  in the air clear of the support leg, the centre of mass is over the support foot."""
+  feet = kinematics.foot_contacts(skel).foot
+  for m in balance_clips:
+    holds = m.params['single_stance_frames']
+    assert holds, m.params
+    pts = kinematics.contact_points(skel, m.coordinates)
+    pos, _ = kinematics.body_poses(skel, m.coordinates)
+    com = balance.center_of_mass(skel, m.coordinates)
+    for first, end, support in holds:
+      assert end - first >= 30
+      sole = pts[first:end, feet == support]  # (T, 6, 3)
+      assert np.abs(sole[..., 1]).max() < plausibility.STANCE_HEIGHT  # flat: all 6 down
+      assert np.ptp(sole[..., [0, 2]], axis=0).max() < 1e-3  # static
+      free = pts[first:end, feet != support]
+      assert free[..., 1].min() > 0.04  # lifted by at least 4 cm (designed: 5-40 cm)
+      assert free[..., 1].min(axis=1).max() < 0.45
+      # Centre of mass over the foot: near its heel-to-ball line (horizontal plane).
+      heel, ball = sole[:, :2].mean(axis=1), sole[:, 2:4].mean(axis=1)
+      xz = [0, 2]
+      assert _segment_distance(com[first:end][:, xz], heel[:, xz], ball[:, xz]).max() < 0.04
+      # The free foot, ankle and knee stay clear of the support leg's bones (axes).
+      s, f = kinematics.SIDES[support], kinematics.SIDES[1 - support]
+      hip, knee, ankle = (pos[first:end, None, skel.body_index(f'{b}_{s}')]
+                          for b in ('femur', 'tibia', 'talus'))
+      probes = np.concatenate(
+          [free, pos[first:end, [skel.body_index(f'tibia_{f}'), skel.body_index(f'talus_{f}')]]],
+          axis=1)
+      gap = np.minimum(_segment_distance(probes, hip, knee),
+                       _segment_distance(probes, knee, ankle))
+      assert gap.min() > 0.06
+  switched = balance_clips[1]
+  assert 'switch_at_s' in switched.params and switched.params['time_offset_s'] == 0.0
+  support = [h[2] for h in switched.params['single_stance_frames']]
+  assert support == [support[0], 1 - support[0]]
+
+
+def test_balance_arms_out_in_their_sampled_range(balance_clips, skel):
+  m = balance_clips[1]
+  p = m.params
+  assert p['arms'] == 'out'
+  margin = p['arm_wave_deg'] + np.sqrt(6.0) * p['noise_deg'] + 1e-6  # waving + style noise
+  for first, end, _ in p['single_stance_frames']:
+    for s in kinematics.SIDES:
+      abduction = -np.degrees(m.coordinates[first:end, skel.coordinate_index(f'arm_add_{s}')])
+      assert 60.0 - margin <= abduction.min() and abduction.max() <= 100.0 + margin
+      elbow = np.degrees(m.coordinates[first:end, skel.coordinate_index(f'elbow_flex_{s}')])
+      assert elbow.max() <= 30.0 + np.sqrt(6.0) * p['noise_deg'] + 1e-6
+
+
+def test_balance_is_deterministic_and_windows_short_clips(skel):
+  a = sample_motion('balance', 3, num_frames=32, skeleton=skel)
+  b = sample_motion('balance', 3, num_frames=32, skeleton=skel)
+  c = sample_motion('balance', 4, num_frames=32, skeleton=skel)
+  assert np.array_equal(a.coordinates, b.coordinates)
+  assert dict(a.params, build_seconds=0) == dict(b.params, build_seconds=0)
+  assert not np.allclose(a.coordinates, c.coordinates)
+  # A 32-frame clip is a window of the whole sequence (quiet stance .. hold), placed
+  # by the sampled `window`; only clips long enough for two holds switch legs.
+  params = balance.sample_balance(np.random.default_rng(3))
+  make_plan = balance._plan  # pylint: disable=protected-access
+  plan = make_plan(dict(params, window=1.0), 32 / 60.0)
+  assert plan.offset > 1.0 and plan.switch_at is None
+  assert plan.offset == pytest.approx(a.params['time_offset_s'] / params['window'])
+  long_plan = make_plan(dict(params, switch=True), 9.0)
+  assert long_plan.offset == 0.0 and long_plan.switch_at is not None
+  assert make_plan(dict(params, switch=True), 4.0).switch_at is None
 
 
 def test_start_at_origin_facing_forward(clips, skel):

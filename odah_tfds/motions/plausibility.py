@@ -64,6 +64,8 @@ LIMITS = {
     'trunk_rotation': dict(_DEFAULT),
     'stepping': dict(_DEFAULT),
     'jumping': dict(_DEFAULT, max_speed=1500.0, max_accel=100000.0),
+    # One foot flat and static, the other in the air: the standing families' limits.
+    'balance': dict(_DEFAULT),
 }
 
 

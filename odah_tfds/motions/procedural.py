@@ -2,7 +2,14 @@
 
     from odah_tfds.motions import sample_motion, sample_any, FAMILIES
     m = sample_motion('walking', rng=0, duration=4.0)        # Motion, 60 fps
-    m = sample_any(np.random.default_rng(1), num_frames=240)  # a random family
+    m = sample_any(np.random.default_rng(1), num_frames=240)  # a random ODAH 1 family
+    m = sample_any(2, families=list(FAMILIES), num_frames=240)  # any of all 14
+
+`FAMILIES` holds every family; `ODAH_1_FAMILIES` the 13 of the first ODAH release, in
+their registry order. "All families" (`families=None` in `sample_any` and in the
+dataset generator's configs) means ODAH_1_FAMILIES, so that adding a family does not
+change which family an existing config draws for a seed; a config that wants a newer
+family (`balance`) names it.
 
 Every clip is made for one subject (the project model, optionally scaled by `scales`
 (B, 3)): its root translation comes from the skeleton's forward kinematics so that
@@ -21,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from odah_tfds.motions import curves, gait, kinematics
+from odah_tfds.motions import balance, curves, gait, kinematics
 from odah_tfds.motions import families as builders
 from odah_tfds.motions.base import Motion
 
@@ -70,7 +77,19 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            builders.make_stepping, (4.0, 8.0)),
     Family('jumping', 'countermovement vertical jumps', builders.sample_jumping,
            builders.make_jumping, (4.0, 8.0)),
+    # Added after ODAH 1: not in ODAH_1_FAMILIES, so not drawn by families=None.
+    Family('balance', 'single-leg balance (one-leg stance, arms out, corrections)',
+           balance.sample_balance, balance.make_balance, (3.0, 7.0)),
 ]}
+
+# The 13 families of the first ODAH release, in registry order: what "all families"
+# (families=None) means for `sample_any` and the dataset generator
+# (`odah_tfds.generate`), so that existing dataset configs draw the same family for the
+# same seed however many families are added later. Never change this tuple; new
+# configs list newer families (e.g. 'balance') explicitly.
+ODAH_1_FAMILIES: tuple[str, ...] = (
+    'walking', 'running', 'squat', 'sit_to_stand', 'lunge', 'jumping_jacks', 'arm_flexion',
+    'arm_abduction', 'reaching', 'trunk_flexion', 'trunk_rotation', 'stepping', 'jumping')
 
 # Upper body and pelvis orientation are designed, not solved: a soft clip keeps them
 # inside the model's ranges (leg coordinates are kept inside by the IK).
@@ -160,9 +179,13 @@ def sample_motion(family: str, rng, fps: float = 60.0, num_frames: int | None = 
       floor_lift_m=float(info.get('lifted', 0.0)),
       build_seconds=float(time.perf_counter() - start),
       rng_state=rng_state)
-  for key in ('takeoff_speed', 'jump_height', 'step_length', 'landing_s'):
+  for key in ('takeoff_speed', 'jump_height', 'step_length', 'landing_s', 'time_offset_s',
+              'switch_at_s'):
     if key in info:
       record[key] = float(info[key])
+  if 'single_stance_frames' in info:  # [first, end) frames on one leg, support 0 = right
+    record['single_stance_frames'] = [[int(v) for v in seg]
+                                      for seg in info['single_stance_frames']]
   return Motion(family=family, fps=float(fps), coordinates=q,
                 coordinate_names=tuple(skel.coordinate_names), params=record, seed=seed)
 
@@ -172,12 +195,14 @@ def sample_any(rng, families: Sequence[str] | None = None, weights=None, **kwarg
 
   Args:
     rng: numpy Generator or int seed.
-    families: restrict to these families (default: all).
+    families: draw from these families (default: ODAH_1_FAMILIES, the 13 of the
+      first ODAH release, so that a seed keeps drawing the same family when families
+      are added; pass `list(FAMILIES)` for all of them, 'balance' included).
     weights: optional probabilities, same length as `families`.
     **kwargs: passed to `sample_motion`.
   """
   gen, seed = _as_generator(rng)
-  names = list(families or FAMILIES)
+  names = list(families or ODAH_1_FAMILIES)
   unknown = [n for n in names if n not in FAMILIES]
   if unknown:
     raise KeyError(f'unknown motion families {unknown}; known: {sorted(FAMILIES)}')
