@@ -45,6 +45,9 @@ class Degradation:
   """Distributions of the degradations (uniform ranges; lengths in units of the crop side).
 
   Mask (each applied with its probability, in this order):
+    smooth_probability / smooth_sigma_range: round the outline like a segmenter that
+      works at a lower resolution and is upsampled (BlazePose: a 256 x 256 map of the
+      person's box): Gaussian blur of U(range) and threshold at 0.5; thin tips go.
     morph_probability / morph_range: grow (> 0) or shrink (< 0) the mask by U(range)
       with an elliptical kernel (BlazePose masks are smooth and a little too large
       around the torso, too small at the hands).
@@ -67,6 +70,8 @@ class Degradation:
     jpeg_probability / jpeg_quality_range: JPEG round trip (video compression).
   """
 
+  smooth_probability: float = 0.0
+  smooth_sigma_range: tuple[float, float] = (0.005, 0.015)
   morph_probability: float = 0.0
   morph_range: tuple[float, float] = (0.0, 0.0)
   boundary_probability: float = 0.0
@@ -117,11 +122,12 @@ PRESETS: dict[str, Degradation] = {
     # Set from benchmarks/mask_realism.py on the Pose2Sim demo (BlazePose masks of the
     # network's crops) against odah/lab's exact masks; see benchmarks/README.md.
     'real': Degradation(
-        morph_probability=0.8, morph_range=(-0.02, 0.04),
-        boundary_probability=0.7, boundary_amplitude=0.025, boundary_scale=0.08,
-        holes_probability=0.2, holes_max=2, hole_radius_range=(0.01, 0.03),
-        limb_loss_probability=0.3, limb_loss_radius_range=(0.03, 0.07),
-        blob_probability=0.3, blob_size_range=(0.1, 0.4),
+        smooth_probability=0.8, smooth_sigma_range=(0.004, 0.012),
+        morph_probability=0.5, morph_range=(-0.01, 0.01),
+        boundary_probability=0.3, boundary_amplitude=0.01, boundary_scale=0.08,
+        holes_probability=0.05, holes_max=1, hole_radius_range=(0.01, 0.02),
+        limb_loss_probability=0.25, limb_loss_radius_range=(0.03, 0.07),
+        blob_probability=0.2, blob_size_range=(0.1, 0.3),
         min_area_kept=0.6,
         gain_range=(0.6, 1.4), channel_gain_range=(0.85, 1.15), gamma_range=(0.7, 1.4),
         blur_probability=0.3, blur_sigma_range=(0.3, 1.2),
@@ -153,6 +159,10 @@ def degrade_mask(mask, rng: np.random.Generator, config: Degradation) -> np.ndar
     return original
   m = original.copy()
   c = config
+  if rng.random() < c.smooth_probability:
+    sigma = float(rng.uniform(*c.smooth_sigma_range)) * size
+    if sigma > 0.3:
+      m = (cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma) > 0.5).astype(np.uint8)
   if rng.random() < c.morph_probability:
     r = float(rng.uniform(*c.morph_range)) * size
     k = int(round(abs(r)))

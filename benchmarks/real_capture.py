@@ -35,10 +35,6 @@ _PAIRS = flags.DEFINE_list('pairs', ['cam01+cam04', 'cam02+cam03'], 'Network cam
 _BASELINE_DATASET = flags.DEFINE_string('baseline_dataset', None, "Training data of the mean "
                                         "pose (default: the checkpoint's dataset).")
 
-JOINTS = ('hip_r', 'hip_l', 'walker_knee_r', 'walker_knee_l', 'ankle_r', 'ankle_l',
-          'acromial_r', 'acromial_l', 'elbow_r', 'elbow_l', 'radius_hand_r', 'radius_hand_l')
-
-
 def _table(header, rows):
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
@@ -81,25 +77,6 @@ def checkerboard_reprojection_px(folder, calibration, corners=(4, 7), square=0.0
       errors.append(np.linalg.norm(projected.reshape(-1, 2) - pixels, axis=1))
   e = np.concatenate(errors)
   return len(errors), float(np.sqrt(np.mean(e ** 2))), float(np.median(e))
-
-
-def joint_reprojection(skel, coordinates, scales, landmarks, visibility, calibration):
-  """Median |projected joint centre - landmark| / person height in the image (fraction)."""
-  from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton import forward_kinematics  # pylint: disable=g-import-not-at-top
-  joints = [skel.joint_names.index(j) for j in JOINTS]
-  marks = [placement.JOINT_LANDMARKS[j] for j in JOINTS]
-  centres = np.asarray(forward_kinematics(
-      skel, coordinates, np.broadcast_to(scales, (len(coordinates),) + scales.shape))
-                       .joint_centers, np.float64)[:, joints]
-  fractions = []
-  for c, cam in enumerate(calibration.cameras):
-    lm = landmarks[c]
-    height = np.nanmax(lm[..., 1], axis=1) - np.nanmin(lm[..., 1], axis=1)  # (T,)
-    err = np.linalg.norm(cam.project(centres) - lm[:, marks], axis=-1)  # (T, J)
-    ok = (visibility[c][:, marks] >= 0.5) & np.isfinite(err) & (height[:, None] > 0)
-    fractions.append((err / height[:, None])[ok])
-  return float(np.median(np.concatenate(fractions)))
 
 
 def main(argv):
@@ -198,8 +175,8 @@ def main(argv):
     translation, _ = placement.pelvis_translation(skel, base, mean_s, points)
     base = placement.place(skel, base, translation)
     seen = (capture.landmarks, capture.visibility, capture.calibration)
-    rows.append((pair, f'{joint_reprojection(skel, coords, scales, *seen):.3f}',
-                 f'{joint_reprojection(skel, base, mean_s, *seen):.3f}'))
+    rows.append((pair, f'{placement.joint_reprojection(skel, coords, scales, *seen):.3f}',
+                 f'{placement.joint_reprojection(skel, base, mean_s, *seen):.3f}'))
   print(f'\n## 3. Joint centres vs BlazePose in all 4 cameras (median error / person height)\n'
         f'baseline: {baseline_source}\n')
   print(_table(['network cameras', 'BANet', 'mean pose'], rows))

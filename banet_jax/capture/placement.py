@@ -171,3 +171,30 @@ def estimate_floor(points, percentile: float = 2.0) -> float:
                      'calibration whose world has the floor (Pose2Sim, Qualisys or the '
                      'project format with floor_known = true)')
   return float(np.percentile(lowest, percentile))
+
+
+def joint_reprojection(skel: Skeleton, coordinates, scales, landmarks, visibility,
+                       calibration) -> float:
+  """How well a pose sits on the person: median over cameras, frames and the joints of
+  `JOINT_LANDMARKS` of |projected joint centre - BlazePose landmark| / the person's height
+  in that image (the landmarks' vertical extent), a fraction.
+
+  coordinates (T, C) placed in the calibration's world; scales (B, 3); landmarks (C, T, 33,
+  2) distorted pixels; visibility (C, T, 33) (landmarks below 0.5 are not scored);
+  calibration: its cameras project through their lens model.
+  """
+  names = [j for j in JOINT_LANDMARKS if j in skel.joint_names]
+  joints = [skel.joint_names.index(j) for j in names]
+  marks = [JOINT_LANDMARKS[j] for j in names]
+  scales = np.asarray(scales, np.float64)
+  centres = np.asarray(forward_kinematics(
+      skel, coordinates, np.broadcast_to(scales, (len(coordinates),) + scales.shape))
+                       .joint_centers, np.float64)[:, joints]
+  fractions = []
+  for c, cam in enumerate(calibration.cameras):
+    lm = np.asarray(landmarks[c], np.float64)
+    height = np.nanmax(lm[..., 1], axis=1) - np.nanmin(lm[..., 1], axis=1)  # (T,)
+    err = np.linalg.norm(cam.project(centres) - lm[:, marks], axis=-1)  # (T, J)
+    ok = (np.asarray(visibility[c])[:, marks] >= 0.5) & np.isfinite(err) & (height[:, None] > 0)
+    fractions.append((err / height[:, None])[ok])
+  return float(np.median(np.concatenate(fractions)))

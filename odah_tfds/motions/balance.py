@@ -415,7 +415,7 @@ def _pivot_blend(geom, side, r_home, p_home, r_post, p_post, a, pivot):
   omega = kinematics.log_rotation(r_post @ r_home.T)  # (T, 3) world rotation vectors
   c = p_home + r_home @ geom.sole_in_calcn[side, pivot]
   a_up = curves.minimum_jerk((a - 0.1) / 0.6)
-  a_along = curves.minimum_jerk((a - 0.12) / 0.8)
+  a_along = curves.minimum_jerk((a - 0.25) / 0.75)
   a_r = 0.35 * curves.minimum_jerk(a / 0.35) + 0.65 * a_along
   turn_now = kinematics.exp_rotation(a_r[:, None] * omega)
   full = r_post @ r_home.T
