@@ -140,7 +140,7 @@ def run(num_frames: int = 256, opensim_frames: int = 64, accuracies: Sequence[fl
   from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from banet_jax.skeleton import ik as jax_ik
-from odah_tfds.alignment import marker_setup, opensim_ik, opensim_scaling
+  from odah_tfds.alignment import marker_setup, opensim_ik, opensim_scaling
 
   say = print if verbose else (lambda *a, **k: None)
   osim.Logger.setLevelString('error')

@@ -52,7 +52,7 @@ _CLIPS = flags.DEFINE_integer('clips_per_subject', 2, 'Clips per subject.')
 _FRAMES = flags.DEFINE_integer('frames', 64, 'Frames per clip.')
 _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate.')
 _FAMILIES = flags.DEFINE_list('families', None, 'Motion families (default: the 13 of '
-                               "ODAH 1; 'balance' must be named).')
+                               "ODAH 1; 'balance' must be named).")
 _IK = flags.DEFINE_enum('ik', 'jax', ['jax', 'opensim', 'both'],
                         'IK solver: the batched JAX one, OpenSim, or both (compared).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
