@@ -18,8 +18,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Training workdir or checkpoint folder.',
-                                  required=True)
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, "Training workdir, checkpoint folder, or "
+                                  "release ('default': the shipped model).", required=True)
 _DATASET = flags.DEFINE_string('dataset', None, "Dataset (default: the run's own).")
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data_dir (default: the run\'s / TFDS).')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split to evaluate.')
@@ -34,20 +34,27 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
     logging.set_verbosity(logging.WARNING)
   import opensim  # pylint: disable=g-import-not-at-top
-  from banet_jax import checkpoints, evaluation  # pylint: disable=g-import-not-at-top
+  from banet_jax import checkpoints, evaluation, released  # pylint: disable=g-import-not-at-top
   from banet_jax import data  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString('error')
   try:
-    folder, step = checkpoints.resolve(_CHECKPOINT.value)
-    run_config = checkpoints.Checkpoints(folder, read_only=True).read_config(step)
+    path = released.resolve(_CHECKPOINT.value)
+    if released.is_release(path):  # a shipped model: never write into the package
+      run_config = released.load_release(path)[1]
+      default_out = pathlib.Path('outputs') / f'eval_{path.name}_{_SPLIT.value}'
+    else:
+      folder, step = checkpoints.resolve(path)
+      run_config = checkpoints.Checkpoints(folder, read_only=True).read_config(step)
+      default_out = path / f'eval_{_SPLIT.value}'
     dataset = _DATASET.value or run_config['dataset']
     data_dir = _DATA_DIR.value or run_config.get('data_dir')
-    out_dir = pathlib.Path(_OUT_DIR.value or pathlib.Path(_CHECKPOINT.value) / f'eval_{_SPLIT.value}')
+    out_dir = pathlib.Path(_OUT_DIR.value or default_out)
     results = evaluation.evaluate_checkpoint(
-        _CHECKPOINT.value, dataset, _SPLIT.value, out_dir, data_dir=data_dir,
+        str(path), dataset, _SPLIT.value, out_dir, data_dir=data_dir,
         max_clips=_MAX_CLIPS.value, plot_clips=_PLOT_CLIPS.value,
         export_clips=_EXPORT_CLIPS.value)
-  except (checkpoints.CheckpointError, data.DatasetNotFoundError, ValueError) as e:
+  except (checkpoints.CheckpointError, released.ReleaseError, data.DatasetNotFoundError,
+          ValueError) as e:
     sys.exit(f'error: {e}')
   print(f'\n{dataset} {_SPLIT.value}, checkpoint step {results["BANet"]["checkpoint_step"]}:\n')
   print((out_dir / 'metrics.md').read_text())
