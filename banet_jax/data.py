@@ -248,7 +248,7 @@ def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
   a segmenter's on real video."""
   crops, masks, meta = resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
                                     clip['crop_meta'][:, frame], image_size)
-  if degradation is not None and not degradation.is_identity:
+  if degradation is not None:  # (the identity degradation returns its inputs, drawing nothing)
     if degradation_rng is None:
       raise ValueError('frame_inputs: a degradation needs its degradation_rng')
     views = [augment_lib.degrade_view(c, m, degradation_rng, degradation)
