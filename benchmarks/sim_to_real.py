@@ -93,6 +93,7 @@ def main(argv):
   from banet_jax import data, evaluation
   from banet_jax.capture import calibration, demo, keypoints, persons, placement
   from banet_jax.inference import Predictor
+  from banet_jax.model.banet import layout_for
   from banet_jax.skeleton import load_osim
   from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
   from benchmarks import _common
@@ -140,8 +141,7 @@ def main(argv):
   train = data.open_source(_BASELINE.value, 'train', _DATA_DIR.value)
   q_train = np.concatenate([np.asarray(train[i]['coordinates']) for i in range(len(train))])
   s_train = np.stack([np.asarray(train[i]['scales']) for i in range(len(train))])
-  layout = Predictor.restore(_MODELS.value[0].split('=', 1)[1]).layout
-  mean_q, mean_s = evaluation.mean_pose(layout, q_train, s_train)
+  mean_q, mean_s = evaluation.mean_pose(layout_for(DEFAULT_MODEL_PATH), q_train, s_train)
   test = data.open_source(_BASELINE.value, 'test', _DATA_DIR.value)
   gt_jitter = float(np.mean([jitter_deg(np.asarray(test[i]['coordinates']), idx)
                              for i in range(len(test))]))
