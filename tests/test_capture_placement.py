@@ -134,3 +134,48 @@ def test_floor_from_the_feet():
   assert placement.estimate_floor(points) == pytest.approx(0.31 + 0.2 * 0.02, abs=0.005)
   with pytest.raises(ValueError, match='foot'):
     placement.estimate_floor(np.full((3, 33, 3), np.nan))
+
+
+def _body_landmarks(rng, frames):
+  """(T, 33, 3) a standing person's BlazePose landmarks (left at +x before turning about
+  the vertical by a random angle per frame), metres."""
+  heights = {0: 1.62, 7: 1.6, 9: 1.55, 11: 1.42, 13: 1.12, 15: 0.86, 17: 0.78, 19: 0.77,
+             21: 0.8, 23: 0.92, 25: 0.5, 27: 0.1, 29: 0.05, 31: 0.04}
+  widths = {0: 0.0, 7: 0.08, 9: 0.03, 11: 0.19, 13: 0.24, 15: 0.27, 17: 0.3, 19: 0.29,
+            21: 0.26, 23: 0.12, 25: 0.13, 27: 0.14, 29: 0.14, 31: 0.15}
+  base = np.zeros((33, 3))
+  for left, right in placement.LEFT_RIGHT_PAIRS:
+    key = max(k for k in heights if k <= left) if left >= 7 else 0
+    forward = 0.12 if left in (1, 2, 3, 31) else (-0.05 if left == 29 else 0.0)
+    base[left] = (widths[key] + 0.01 * (left - key), heights[key], forward)
+    base[right] = (-base[left][0], base[left][1], forward)
+  base[0] = (0.0, 1.62, 0.1)
+  angles = rng.uniform(-0.6, 0.6, frames)
+  rot = np.stack([[[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+                  for a in angles])
+  return np.einsum('tij,lj->tli', rot, base) + rng.normal(0, 0.005, (frames, 33, 3))
+
+
+def test_left_right_exchange_in_one_camera_is_found_and_undone():
+  from banet_jax.capture.calibration import CameraCalibration
+  cams = [CameraCalibration(f'c{i}', (1000, 1280), K, DIST, *_look_at(c)) for i, c in
+          enumerate(([0.3, 1.8, 3.5], [3.2, 1.7, 1.0], [-3.0, 1.9, 1.5], [1.0, 2.0, -3.3]))]
+  rng = np.random.default_rng(3)
+  truth = _body_landmarks(rng, 8)
+  pixels = np.stack([c.project(truth) for c in cams])
+  vis = np.ones(pixels.shape[:3])
+  vis[0, :, 0] = 0.3  # a low-visibility observation changes nothing
+  expected = np.zeros((4, 8, 2), bool)
+  expected[1, [2, 3], 0] = True   # camera 1's arms exchanged in frames 2, 3
+  expected[2, 4, 1] = True        # camera 2's legs in frame 4
+  expected[3, 5, :] = True        # camera 3's whole body in frame 5
+  given, given_vis = placement.exchange_sides(pixels, vis, expected)
+  assert not np.array_equal(given, pixels)
+  found = placement.left_right_swaps(given, given_vis, cams)
+  np.testing.assert_array_equal(found, expected)
+  fixed, fixed_vis = placement.exchange_sides(given, given_vis, found)
+  np.testing.assert_array_equal(fixed, pixels)
+  np.testing.assert_array_equal(fixed_vis, vis)
+  assert not placement.left_right_swaps(pixels, vis, cams).any()  # nothing on clean data
+  # Two cameras cannot outvote each other.
+  assert not placement.left_right_swaps(given[:2], given_vis[:2], cams[:2]).any()

@@ -240,3 +240,23 @@ def test_a_stretch_from_the_middle_at_another_frame_rate(demo_dir, blazepose_rea
   assert capture.source_frames.tolist() == [40, 42, 44, 46]
   assert capture.report['source_frames'] == [40, 46] and list(capture.thumbnails) == [1]
   assert np.isfinite(capture.landmarks).all() and segments[0].clip['crops'].shape[:2] == (2, 3)
+
+
+def test_a_camera_that_exchanges_left_and_right_is_corrected(demo_dir, blazepose_ready):
+  """cam02's BlazePose labels the subject's left side right in runs of frames from 33 to
+  72 of the demo (the other three cameras never do); the capture finds and undoes it."""
+  from banet_jax.capture import calibration, pipeline, placement
+  calib = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  videos = [str(demo_dir / 'videos' / f'cam0{i}.mp4') for i in range(1, 5)]
+  capture = pipeline.open_capture(videos, calib, start=30, num_frames=14, select_frames=2,
+                                  progress=False)
+  list(capture.segments(crop_size=32))
+  swaps = capture.report['left_right_swaps']
+  assert list(swaps) == ['cam02'], swaps
+  assert {41, 42, 43} <= set(swaps['cam02']['upper']) <= set(range(33, 44)), swaps
+  assert {41, 42, 43} <= set(swaps['cam02']['lower']) <= set(range(33, 44)), swaps
+  # Corrected, nothing is left to exchange, and the four cameras agree.
+  assert not placement.left_right_swaps(capture.landmarks, capture.visibility,
+                                        calib.cameras).any()
+  _, used = capture.triangulate()
+  assert np.median(used[:, 11:]) == 4

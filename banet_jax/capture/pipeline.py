@@ -26,6 +26,10 @@ Contract:
   repeats that camera's previous crop, for at most `max_held_frames` frames in a row
   (listed in `report['held_frames']`); a first frame without the person, a longer gap, or
   an empty mask of the user's own is an error naming the camera, file and frame.
+* Left and right: with three or more cameras, a frame where one camera's BlazePose has
+  exchanged the body's sides (upper and lower body judged apart) is corrected as it is
+  decoded, when the other cameras' triangulation says so (`placement.left_right_swaps`);
+  `report['left_right_swaps']` lists the source frames per camera and body half.
 * Masks: BlazePose's segmentation (threshold 0.5) by default, or the user's own masks: a
   folder of PNG files (one per source video frame, sorted by name, nonzero = person) or a
   mask video per network camera, in the distorted frame like the video.
@@ -195,6 +199,7 @@ class Capture:
                    'videos': self.paths, 'fps': self.fps, 'frames': self.num_frames,
                    'source_frames': [int(self.source_frames[0]), int(self.source_frames[-1])],
                    'held_frames': {n: [] for n in self.network_cameras},
+                   'left_right_swaps': {},
                    'calibration': {'source': calibration.source, 'format': calibration.format,
                                    'floor_known': calibration.floor_known,
                                    'notes': list(calibration.notes)}}
@@ -322,7 +327,26 @@ class Capture:
       if obs is not None:
         self.landmarks[c, f] = obs.landmarks
         self.visibility[c, f] = obs.visibility
+    self._correct_sides(f)
     return [self._network_inputs(c, f, images[c], picked[c], crop_size) for c in net]
+
+  def _correct_sides(self, f: int) -> None:
+    """Undoes a detector's left/right exchange in frame f where the other cameras outvote
+    it (`placement.left_right_swaps`; three or more cameras), and reports the frame."""
+    from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
+    if len(self.names) < 3:
+      return
+    window = slice(f, f + 1)
+    swapped = placement.left_right_swaps(self.landmarks[:, window], self.visibility[:, window],
+                                         self.calibration.cameras)
+    if not swapped.any():
+      return
+    self.landmarks[:, window], self.visibility[:, window] = placement.exchange_sides(
+        self.landmarks[:, window], self.visibility[:, window], swapped)
+    record = self.report['left_right_swaps']
+    for c, g in zip(*np.nonzero(swapped[:, 0])):
+      frames = record.setdefault(self.names[c], {}).setdefault(placement.SWAP_GROUPS[g], [])
+      frames.append(int(self.source_frames[f]))
 
   def _clip(self, crops, cams) -> dict:
     origin = self.clip_origin()

@@ -20,6 +20,15 @@ come from the BlazePose landmarks of all calibrated cameras:
 3. `estimate_floor`: where the calibration has no floor (a checkerboard world), the
    floor height is the 2nd percentile, over frames, of the lowest heel / toe landmark.
 
+Before any of it, `left_right_swaps` finds frames where one camera's 2-D detector has
+labelled the body's left side right and vice versa (BlazePose does this in runs of
+frames: on Pose2Sim's demo, cam02 in frames 33-72). With three or more cameras the
+others decide: the camera's limb landmarks are compared, as given and with the sides
+exchanged, with the reprojection of the points the other cameras triangulate; a
+swap is declared when exchanging the sides halves the median error and the error as
+given exceeds `SWAP_MIN_ERROR` of the person's height in that image. `pipeline.Capture`
+corrects every frame as it is decoded and reports the frames per camera.
+
 Everything is in the project world (OpenSim ground: metres, y up). Shapes: C cameras,
 T frames, L = 33 BlazePose landmarks (`persons.LANDMARK_NAMES` order).
 """
@@ -44,6 +53,35 @@ JOINT_LANDMARKS = {
 }
 # Heels (29, 30) and toe tips (31, 32): the lowest points BlazePose marks.
 FOOT_LANDMARKS = (29, 30, 31, 32)
+# BlazePose's (left, right) landmark pairs, in two groups that the detector exchanges
+# independently (on the demo, cam02's arms in some frames and its legs too in others):
+# the upper body (face, shoulders, arms, hands) and the lower (hips, legs, feet).
+LEFT_RIGHT_PAIRS = ((1, 4), (2, 5), (3, 6), (7, 8), (9, 10)) + tuple(
+    (k, k + 1) for k in range(11, 33, 2))
+SWAP_GROUPS = ('upper', 'lower')
+_GROUP_OF_PAIR = tuple(0 if left < 23 else 1 for left, _ in LEFT_RIGHT_PAIRS)
+
+
+def _side_swapped_order(group: int) -> np.ndarray:
+  order = np.arange(33)
+  for (left, right), g in zip(LEFT_RIGHT_PAIRS, _GROUP_OF_PAIR):
+    if g == group:
+      order[[left, right]] = right, left
+  return order
+
+
+# Per group: the landmark order with that group's sides exchanged, and the landmarks that
+# decide (shoulders to hands, hips to toes: the face's pairs are a few pixels apart).
+SIDE_SWAPPED = tuple(_side_swapped_order(g) for g in range(len(SWAP_GROUPS)))
+SWAP_LANDMARKS = (tuple(range(11, 23)), tuple(range(23, 33)))
+# A group is exchanged when the median error as given exceeds this fraction of the person's
+# height in the image (so that a person seen exactly side-on, whose sides project almost
+# alike, is left alone) and exchanging its sides at least halves it. On the demo's 100
+# frames: cam02's exchanged arms err by 0.60-0.79 of the height as given and 0.01-0.20
+# exchanged, its exchanged legs by 0.20-0.50 and 0.01-0.03; correct groups of every camera
+# by at most 0.06 as given (medians 0.01-0.04).
+SWAP_MIN_ERROR = 0.1
+SWAP_RATIO = 0.5
 
 
 def triangulate_landmarks(landmarks, visibility, cameras: Sequence, *,
@@ -89,6 +127,90 @@ def triangulate_landmarks(landmarks, visibility, cameras: Sequence, *,
   bad = (worst > max_reprojection_px) | (used < 2)
   points[bad] = np.nan
   return points, np.where(bad, 0, used).astype(np.int32)
+
+
+def left_right_swaps(landmarks, visibility, cameras: Sequence, *,
+                     min_visibility: float = 0.5, min_error: float = SWAP_MIN_ERROR,
+                     ratio: float = SWAP_RATIO) -> np.ndarray:
+  """Frames where a camera's detector exchanged the body's left and right.
+
+  Args:
+    landmarks: (C, T, L=33, 2) pixels, as `triangulate_landmarks` takes them.
+    visibility: (C, T, L) in [0, 1].
+    cameras: the C calibrated cameras.
+    min_visibility: observations below it are not used.
+    min_error: the group's median reprojection error as given must exceed this fraction
+      of the person's height in the image (the extent of the camera's landmarks in y).
+    ratio: ... and exchanging the group's sides must bring it to at most `ratio` times that.
+
+  Returns:
+    (C, T, G) bool, G = len(SWAP_GROUPS) (upper, lower body): True where the camera has
+    that group's sides exchanged. All False with fewer than three cameras (two cameras
+    cannot outvote each other).
+  """
+  landmarks = np.asarray(landmarks, np.float64)
+  visibility = np.asarray(visibility, np.float64)
+  c, t = landmarks.shape[:2]
+  swapped = np.zeros((c, t, len(SWAP_GROUPS)), bool)
+  if c < 3:
+    return swapped
+  # One exchange per frame and round, the clearest first: an exchanged camera also pulls
+  # the points the others are checked against, so the others are judged again after it
+  # is corrected (on the demo, a single round also flagged cam03 and cam04 in three
+  # frames where only cam02 was wrong).
+  frames = np.arange(t)
+  for _ in range(c * len(SWAP_GROUPS)):
+    fixed_l, fixed_v = exchange_sides(landmarks, visibility, swapped)
+    gain = _exchange_gain(fixed_l, fixed_v, cameras, min_visibility, min_error, ratio)
+    best = gain.reshape(t, -1).argmax(axis=1)  # (T,) over (camera, group)
+    todo = gain.reshape(t, -1)[frames, best] > 0
+    if not todo.any():
+      break
+    k, g = np.unravel_index(best[todo], (c, len(SWAP_GROUPS)))
+    swapped[k, frames[todo], g] ^= True
+  return swapped
+
+
+def _exchange_gain(landmarks, visibility, cameras, min_visibility, min_error, ratio):
+  """(T, C, G): given / exchanged median error where a group qualifies for an exchange
+  (`left_right_swaps`), else 0."""
+  c, t = landmarks.shape[:2]
+  gain = np.zeros((t, c, len(SWAP_GROUPS)))
+  for k in range(c):
+    others = [j for j in range(c) if j != k]
+    points, _ = triangulate_landmarks(landmarks[others], visibility[others],
+                                      [cameras[j] for j in others],
+                                      min_visibility=min_visibility)
+    projected = cameras[k].project(points)  # (T, L, 2)
+    seen = (visibility[k] >= min_visibility) & np.isfinite(landmarks[k]).all(-1)
+    given = np.where(seen[..., None], landmarks[k], np.nan)
+    with np.errstate(all='ignore'):
+      height = np.nanmax(given[..., 1], axis=1) - np.nanmin(given[..., 1], axis=1)
+    for g, (order, decide) in enumerate(zip(SIDE_SWAPPED, SWAP_LANDMARKS)):
+      decide = list(decide)
+      err_given = np.linalg.norm(projected - given, axis=-1)[:, decide]
+      err_exchanged = np.linalg.norm(projected - given[:, order], axis=-1)[:, decide]
+      both = np.isfinite(err_given) & np.isfinite(err_exchanged)
+      enough = both.sum(axis=1) >= len(decide) // 2
+      with np.errstate(all='ignore'):
+        med_given = np.nanmedian(np.where(both, err_given, np.nan), axis=1)
+        med_exchanged = np.nanmedian(np.where(both, err_exchanged, np.nan), axis=1)
+        qualifies = (enough & (med_given > min_error * height)
+                     & (med_exchanged <= ratio * med_given))
+        gain[:, k, g] = np.where(qualifies, med_given / np.maximum(med_exchanged, 1e-9), 0.0)
+  return gain
+
+
+def exchange_sides(landmarks, visibility, swapped) -> tuple[np.ndarray, np.ndarray]:
+  """Landmarks (C, T, L, 2) and visibility (C, T, L) with each group's sides exchanged
+  where `swapped` (C, T, G) is True (copies)."""
+  landmarks, visibility = np.array(landmarks), np.array(visibility)
+  swapped = np.asarray(swapped, bool)
+  for g, order in enumerate(SIDE_SWAPPED):
+    sel = swapped[..., g]
+    landmarks[sel] = landmarks[sel][:, order]
+    visibility[sel] = visibility[sel][:, order]
+  return landmarks, visibility
 
 
 def matched_joints(skel: Skeleton) -> tuple[np.ndarray, np.ndarray]:
