@@ -86,23 +86,32 @@ def _version_key(path: pathlib.Path):
 
 
 def open_tfds_source(dataset: str, split: str, data_dir: str | None = None):
-  """Random access to a built TFDS dataset `name/config` (array_record files).
+  """Random access to a built TFDS dataset `name/config[:version]` (array_record files).
 
   Reads the prepared files directly (`tfds.builder_from_directory`), so the builder code
-  (and TensorFlow) is not needed. The newest version directory is used.
+  (and TensorFlow) is not needed. Without `:version` the newest version directory is
+  used; `odah/lab:1.1.0` reads that version (TFDS's own spelling).
 
   Raises:
     DatasetNotFoundError: the dataset is not built in `data_dir`, or only as TFRecords.
     ValueError: a malformed name or an unknown split.
   """
-  if dataset.count('/') != 1:
-    raise ValueError(f"TFDS datasets are named 'name/config' (e.g. 'odah/tiny'), got {dataset!r}")
-  name, config = dataset.split('/')
+  full, _, version = dataset.partition(':')
+  if full.count('/') != 1 or (_ and not version):
+    raise ValueError("TFDS datasets are named 'name/config' or 'name/config:version' (e.g. "
+                     f"'odah/tiny', 'odah/lab:1.1.0'), got {dataset!r}")
+  name, config = full.split('/')
   data_dir = data_dir or default_data_dir()
   build = f'tfds build odah_tfds/{name} --config={config} --file_format=array_record'
   root = pathlib.Path(data_dir) / name / config
   versions = sorted((p for p in root.glob('*') if (p / 'dataset_info.json').is_file()),
                     key=_version_key) if root.is_dir() else []
+  if version:
+    built = [p.name for p in versions]
+    versions = [p for p in versions if p.name == version]
+    if built and not versions:
+      raise DatasetNotFoundError(f'dataset {dataset}: version {version} is not in {root} '
+                                 f'(built: {", ".join(built)})')
   if not versions:
     raise DatasetNotFoundError(
         f'dataset {dataset} not found in {data_dir}: build it with `{build}`')

@@ -49,6 +49,10 @@ class GenerationConfig:
       (train first), so no subject is in two splits.
     clips_per_subject: accepted clips per subject.
     clip_frames: T, frames per clip; fps: frame rate.
+    motion_frames: None: each procedural motion is sampled at the clip's length (ODAH
+      1.x); a number of frames: sampled that long, the clip being a random window of it
+      (`labels.LabelConfig.motion_frames`: short clips otherwise show little beyond the
+      start of a repetition).
     image_size: (width, height) of the rendered full images; crop_size: S.
     families: procedural motion families, drawn in this order from a random start per
       subject (a family listed twice is drawn twice as often); None: the 13 families of
@@ -64,11 +68,17 @@ class GenerationConfig:
       ('default': BANet-like, 90 +- 15 degrees apart, the person filling the frame;
       'lab': real motion labs, 40-120 degrees apart, 2-8 m away, 0.5-3 m high).
     bare_torso_probability: chance that a subject wears no shirt (render.AppearanceConfig).
+    uv_texture_probability: chance that a clip is rendered with a procedural UV texture
+      (prints, folds, seams, skin regions, hair strands) instead of vertex colours
+      (render.AppearanceConfig; body='anny' only). 0: configs draw nothing for it.
+    extra_light_probability: chance that a clip gets a fill light and sometimes a point
+      light besides the key light (render.AppearanceConfig). 0: nothing drawn for it.
   """
 
   subjects: tuple[int, int, int] = (4, 1, 1)
   clips_per_subject: int = 2
   clip_frames: int = 32
+  motion_frames: int | None = None
   fps: float = 60.0
   image_size: tuple[int, int] = (128, 128)
   crop_size: int = 64
@@ -79,6 +89,8 @@ class GenerationConfig:
   motion: str = 'procedural'
   rig: str = 'default'
   bare_torso_probability: float = 0.0
+  uv_texture_probability: float = 0.0
+  extra_light_probability: float = 0.0
 
   def __post_init__(self):
     if self.rig not in RIG_NAMES:
@@ -88,12 +100,21 @@ class GenerationConfig:
                        f'got {self.subjects}')
     if self.clips_per_subject < 1 or self.clip_frames < 2 or self.crop_size < 8:
       raise ValueError('need clips_per_subject >= 1, clip_frames >= 2 and crop_size >= 8')
+    if self.motion_frames is not None and self.motion_frames < self.clip_frames:
+      raise ValueError(f'motion_frames ({self.motion_frames}) must be at least clip_frames '
+                       f'({self.clip_frames})')
     if self.body not in ('anny', 'smplx'):
       raise ValueError(f"body must be 'anny' or 'smplx', got {self.body!r}")
     if self.motion not in MOTION_SOURCES:
       raise ValueError(f'motion must be one of {MOTION_SOURCES}, got {self.motion!r}')
     if self.motion == 'amass' and self.body != 'smplx':
       raise ValueError("motion='amass' poses SMPL-X natively: it needs body='smplx'")
+    for name in ('bare_torso_probability', 'uv_texture_probability', 'extra_light_probability'):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f'{name} must lie in [0, 1], got {getattr(self, name)}')
+    if self.uv_texture_probability > 0 and self.body != 'anny':
+      raise ValueError("uv_texture_probability > 0 needs body='anny' (UV textures are "
+                       "painted in anny's texture coordinates)")
 
   def subject_indices(self, split: str) -> range:
     """The subjects of a split."""
@@ -241,7 +262,9 @@ def _render(config: GenerationConfig, subject, clip, rng: np.random.Generator,
       rig=cameras_lib.RIGS[config.rig],
       appearance=appearance_lib.AppearanceConfig(
           blur_probability=config.motion_blur_probability,
-          bare_torso_probability=config.bare_torso_probability))
+          bare_torso_probability=config.bare_torso_probability,
+          uv_texture_probability=config.uv_texture_probability,
+          extra_light_probability=config.extra_light_probability))
   joint_centers = clip.points[:, len(subject.scaling.scale_factors):]
   last_error = None
   for _ in range(RIG_ATTEMPTS):
@@ -318,6 +341,7 @@ def generate_subject(config: GenerationConfig, subject_index: int,
   rng = np.random.default_rng((config.seed, subject_index))
   body = _body(config, manual_dir)
   label_config = labels.LabelConfig(fps=config.fps, clip_frames=config.clip_frames,
+                                    motion_frames=config.motion_frames,
                                     clips_per_subject=config.clips_per_subject,
                                     families=config.families, ik='jax')
   shape = None

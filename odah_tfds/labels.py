@@ -67,6 +67,14 @@ class LabelConfig:
 
   fps: float = 60.0
   clip_frames: int = 64
+  # None: the motion is sampled at the clip's length (ODAH 1.x). A number of frames: the
+  # motion is sampled that long and a random window of `clip_frames` is the clip. The
+  # families' repetitions last 2-5 s (a squat, a trunk bend) and start 0.1-0.6 s in, so
+  # a 32-frame clip (0.53 s) sampled at its own length shows little beyond the start of
+  # a repetition: on odah/lab 1.1.0 the forward and lateral trunk_flexion clips, sampled
+  # for 20-50 deg of lumbar flexion and 16-24 deg of side bend, reach 4 deg of lumbar
+  # extension and 2.8 deg of bending at most.
+  motion_frames: int | None = None
   clips_per_subject: int = 2
   # Motion families to draw from (None: the 13 of ODAH 1, motions.ODAH_1_FAMILIES).
   families: tuple[str, ...] | None = None
@@ -87,6 +95,9 @@ class LabelConfig:
       raise ValueError(f"ik must be 'jax', 'opensim' or 'both', got {self.ik!r}")
     if self.clip_frames < 2 or self.fps <= 0:
       raise ValueError(f'need clip_frames >= 2 and fps > 0, got {self.clip_frames}, {self.fps}')
+    if self.motion_frames is not None and self.motion_frames < self.clip_frames:
+      raise ValueError(f'motion_frames ({self.motion_frames}) must be at least clip_frames '
+                       f'({self.clip_frames}), or None for motions of the clip\'s length')
     if not self.opensim_accuracy > 0:
       raise ValueError(f'opensim_accuracy must be > 0, got {self.opensim_accuracy}')
 
@@ -187,8 +198,12 @@ def make_clip(subject: SubjectLabels, clip_id: str, family: str, rng: np.random.
   skel = load_osim(generic_model)
   scales = subject.scaling.scale_factors
   start = time.perf_counter()
-  motion = motion_lib.sample_motion(family, rng, fps=config.fps, num_frames=config.clip_frames,
+  motion = motion_lib.sample_motion(family, rng, fps=config.fps,
+                                    num_frames=config.motion_frames or config.clip_frames,
                                     skeleton=skel, scales=scales)
+  if config.motion_frames is not None:
+    first = int(rng.integers(config.motion_frames - config.clip_frames + 1))
+    motion = motion.window(first, config.clip_frames)
   timings['motion'] = time.perf_counter() - start
   start = time.perf_counter()
   frames = frames_from_motion(subject, motion)

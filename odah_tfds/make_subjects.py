@@ -50,6 +50,10 @@ _NUM_SUBJECTS = flags.DEFINE_integer('num_subjects', 2, 'Subjects to generate.')
 _OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)
 _CLIPS = flags.DEFINE_integer('clips_per_subject', 2, 'Clips per subject.')
 _FRAMES = flags.DEFINE_integer('frames', 64, 'Frames per clip.')
+_MOTION_FRAMES = flags.DEFINE_integer(
+    'motion_frames', 0, 'Sample each procedural motion this many frames long and take a '
+    'random --frames window of it (0: motions are --frames long, as ODAH 1.x; odah/lab '
+    '1.2.0 uses 360).')
 _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate.')
 _FAMILIES = flags.DEFINE_list('families', None, 'Motion families (default: the 13 of '
                                "ODAH 1; 'balance' must be named).")
@@ -198,6 +202,7 @@ def main(argv):
   from odah_tfds.body import base  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString(_OPENSIM_LOG.value)
   config = labels.LabelConfig(fps=_FPS.value, clip_frames=_FRAMES.value,
+                              motion_frames=_MOTION_FRAMES.value or None,
                               clips_per_subject=_CLIPS.value,
                               families=tuple(_FAMILIES.value) if _FAMILIES.value else None,
                               ik=_IK.value)

@@ -250,6 +250,20 @@ def test_missing_or_tfrecord_only_dataset_errors(tmp_path):
     data.open_source('odah/tiny', 'validation', str(tmp_path))
   with pytest.raises(ValueError, match="named 'name/config'"):
     data.open_source('odah', 'train', str(tmp_path))
+  # A version is read when named (TFDS's spelling), newest otherwise.
+  newer = tmp_path / 'odah' / 'tiny' / '1.2.0'
+  newer.mkdir()
+  (newer / 'dataset_info.json').write_text('{}')
+  (newer / 'odah-test.array_record-00000-of-00001').write_bytes(b'')
+  with pytest.raises(ValueError, match=r"1.2.0 has no split 'train'; it has \['test'\]"):
+    data.open_source('odah/tiny', 'train', str(tmp_path))
+  with pytest.raises(data.DatasetNotFoundError, match='holds only tfrecord'):
+    data.open_source('odah/tiny:1.0.0', 'train', str(tmp_path))
+  with pytest.raises(data.DatasetNotFoundError,
+                     match=r'version 1.1.0 is not in .* \(built: 1.0.0, 1.2.0\)'):
+    data.open_source('odah/tiny:1.1.0', 'train', str(tmp_path))
+  with pytest.raises(ValueError, match="name/config:version"):
+    data.open_source('odah/tiny:', 'train', str(tmp_path))
 
 
 _TFDS_SCRIPT = """

@@ -14,8 +14,8 @@ from odah_tfds import labels, make_subjects
 
 # The gate is relaxed to 5 cm here: these tests check what is written and that it is
 # reproducible, not label quality (measured by make_subjects / benchmarks/odah_labels.py).
-_CONFIG = labels.LabelConfig(clip_frames=16, clips_per_subject=1, families=('squat',),
-                             ik='opensim', rms_gate_m=0.05)
+_CONFIG = labels.LabelConfig(clip_frames=16, motion_frames=48, clips_per_subject=1,
+                             families=('squat',), ik='opensim', rms_gate_m=0.05)
 
 
 @pytest.fixture(scope='module')
@@ -41,6 +41,8 @@ def test_writes_records_and_opensim_files(run_dir):
   assert record['ik_marker_errors'].shape == (t, 63)
   assert record['faces'].ndim == 2 and record['faces'].shape[1] == 3
   assert str(record['motion_family']) == 'squat'
+  params = json.loads(str(record['motion_params_json']))  # a window of a 48-frame motion
+  assert params['source_frames'] == 48 and 0 <= params['window_first_frame'] <= 48 - 16
   assert str(record['body_backend'])
   assert np.all(np.isfinite(record['coordinates']))
   # Labels are consistent: the scaled model's markers sit where the mesh's are.
@@ -84,6 +86,8 @@ def test_unknown_family_is_a_clear_error(tmp_path):
   config = labels.LabelConfig(families=('moonwalk',))
   with pytest.raises(ValueError, match='moonwalk'):
     make_subjects.run(1, tmp_path, config, log=lambda *_: None)
+  with pytest.raises(ValueError, match='motion_frames'):
+    labels.LabelConfig(clip_frames=32, motion_frames=20)
 
 
 def test_known_joint_rotations_come_back_from_ik(tmp_path):

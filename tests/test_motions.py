@@ -471,3 +471,40 @@ def test_scaled_subjects_are_planted(skel, kind):
     m = sample_motion(name, 3, num_frames=240, skeleton=skel, scales=scales)
     n = measure(m, skel)
     assert not violations(name, n), (kind, name, n)
+
+
+def test_window_is_a_clip_of_its_own(clips, skel):
+  m = clips['running']
+  w = m.window(40, 32)
+  tx, tz = skel.coordinate_index('pelvis_tx'), skel.coordinate_index('pelvis_tz')
+  assert w.num_frames == 32 and w.family == 'running' and w.fps == m.fps
+  assert w.coordinates[0, tx] == 0.0 and w.coordinates[0, tz] == 0.0
+  # Everything but the horizontal translation is the same frames.
+  other = [c for c in range(len(skel.coordinate_names)) if c not in (tx, tz)]
+  np.testing.assert_array_equal(w.coordinates[:, other], m.coordinates[40:72, other])
+  np.testing.assert_allclose(np.diff(w.coordinates[:, tx]), np.diff(m.coordinates[40:72, tx]))
+  assert w.params['window_first_frame'] == 40 and w.params['source_frames'] == m.num_frames
+  # Flight phases are cut to the window and counted from it.
+  expected = [[max(a, 40) - 40, min(b, 72) - 40] for a, b in m.params['flight_frames']
+              if min(b, 72) > max(a, 40)]
+  assert w.params['flight_frames'] == expected and expected
+  with pytest.raises(ValueError, match='not inside'):
+    m.window(m.num_frames - 10, 32)
+
+
+@pytest.mark.slow
+def test_windows_of_long_motions_reach_the_repetitions(skel):
+  """32 frames sampled at their own length barely leave the rest pose of a slow
+  family; random windows of 6-s motions (odah/lab 1.2.0) reach into the repetitions."""
+  lumbar = skel.coordinate_index('lumbar_extension')
+  short, windowed = [], []
+  for seed in range(6):
+    short.append(np.degrees(np.abs(sample_motion(
+        'trunk_flexion', seed, num_frames=32, skeleton=skel).coordinates[:, lumbar]).max()))
+    rng = np.random.default_rng(seed)
+    m = sample_motion('trunk_flexion', rng, num_frames=360, skeleton=skel)
+    w = m.window(int(rng.integers(360 - 32 + 1)), 32)
+    windowed.append(np.degrees(np.abs(w.coordinates[:, lumbar]).max()))
+  print(f'max |lumbar_extension| (deg): short {np.round(short, 1)}, '
+        f'windowed {np.round(windowed, 1)}')
+  assert np.median(windowed) > 2 * np.median(short) + 5

@@ -118,6 +118,35 @@ class Motion:
     except ValueError:
       raise KeyError(f'no coordinate {name!r}; known: {self.coordinate_names}') from None
 
+  def window(self, first: int, num_frames: int) -> Motion:
+    """Frames [first, first + num_frames) as a clip of its own.
+
+    The clip starts where every clip starts (pelvis origin above x = z = 0 in its first
+    frame, heading kept); `params` gains `window_first_frame` and `source_frames`, and
+    the per-frame intervals the families record (`flight_frames`,
+    `single_stance_frames`: [first, end) pairs) are cut to the window and re-counted
+    from it. Used to take a random stretch of a motion that is longer than a clip, so
+    that a short clip can land anywhere in a slow repetition rather than always at its
+    start (`odah_tfds.labels.LabelConfig.motion_frames`).
+    """
+    first, num_frames = int(first), int(num_frames)
+    if num_frames < 1 or first < 0 or first + num_frames > self.num_frames:
+      raise ValueError(f'window [{first}, {first + num_frames}) is not inside the '
+                       f'{self.num_frames} frames of the motion')
+    q = np.array(self.coordinates[first:first + num_frames])
+    for name in ('pelvis_tx', 'pelvis_tz'):
+      if name in self.coordinate_names:
+        c = self.coordinate_names.index(name)
+        q[:, c] -= q[0, c]
+    params = dict(self.params)
+    for key in ('flight_frames', 'single_stance_frames'):
+      if isinstance(params.get(key), list):
+        cut = [[max(a, first) - first, min(b, first + num_frames) - first, *rest]
+               for a, b, *rest in params[key]]
+        params[key] = [seg for seg in cut if seg[1] > seg[0]]
+    params.update(window_first_frame=first, source_frames=self.num_frames)
+    return dataclasses.replace(self, coordinates=q, params=params)
+
   def to_dict(self) -> dict:
     """A JSON-serialisable dict; `Motion.from_dict` inverts it exactly."""
     return {

@@ -62,9 +62,12 @@ class OdahConfig(tfds.core.BuilderConfig):
   needs_manual_files: bool = False
 
 
-def _config(name, description, use_beam=False, needs_manual_files=False, **generation):
+def _config(name, description, use_beam=False, needs_manual_files=False, version=None,
+            release_notes=None, **generation):
+  """A config; `version` / `release_notes` where it moved on from the builder's VERSION."""
   return OdahConfig(name=name, description=description, use_beam=use_beam,
-                    needs_manual_files=needs_manual_files,
+                    needs_manual_files=needs_manual_files, version=version,
+                    release_notes=release_notes,
                     generation=generate.GenerationConfig(**generation))
 
 
@@ -74,6 +77,22 @@ def _config(name, description, use_beam=False, needs_manual_files=False, **gener
 LAB_FAMILIES = ('balance', 'walking', 'running', 'squat', 'balance', 'sit_to_stand', 'lunge',
                 'jumping_jacks', 'balance', 'arm_flexion', 'arm_abduction', 'reaching',
                 'balance', 'trunk_flexion', 'trunk_rotation', 'stepping', 'balance', 'jumping')
+
+# odah/lab's motions are sampled 6 s long (360 frames at 60 fps: one to two repetitions of
+# the slow families) and each clip is a random 32-frame window of one
+# (`generate.GenerationConfig.motion_frames`). One length for all, so the motion programs
+# compile once per build.
+LAB_MOTION_FRAMES = 360
+LAB_RELEASE_NOTES = {
+    '1.1.0': 'First release of `lab`: lab camera rigs, single-leg balance, bare torsos, '
+             '128-px crops (54 subjects, 216 clips of 32 frames).',
+    '1.2.0': 'Each clip is a random 32-frame window of a 6-s motion instead of the first 32 '
+             'frames of a motion sampled 32 frames long, which showed little beyond the '
+             'start of a repetition (1.1.0 trunk_flexion clips: at most 4 deg of lumbar '
+             'flexion and 2.8 deg of side bend, for 20-50 and 16-24 deg sampled). The '
+             'other distributions are unchanged; the random draws after the first window '
+             'differ.',
+}
 
 CONFIGS = [
     _config('tiny', 'Default. 6 subjects (4/1/1), 2 clips of 32 frames each, 128x128 images, '
@@ -97,9 +116,12 @@ CONFIGS = [
             'with real-lab camera rigs (pairs 40-120 deg apart, 2-8 m away, 0.5-3 m high: '
             'render/cameras.py RIGS), single-leg balance in about a quarter of the clips '
             '(at least one of each subject\'s four), 30 % bare torsos, 256x256 images and 128x128 '
-            'crops (the `mid` BANet preset). Builds in 14.5 minutes on 2 cores.',
-            subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, image_size=(256, 256),
-            crop_size=128, rig='lab', bare_torso_probability=0.3, families=LAB_FAMILIES),
+            'crops (the `mid` BANet preset). Each clip is a random 32-frame window of a '
+            '6-s motion (1.2.0).',
+            version='1.2.0', release_notes=LAB_RELEASE_NOTES,
+            subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, motion_frames=LAB_MOTION_FRAMES,
+            image_size=(256, 256), crop_size=128, rig='lab', bare_torso_probability=0.3,
+            families=LAB_FAMILIES),
     _config('paper', 'Paper-like scale: 440 subjects (400/20/20), 8 clips of 64 frames at '
             '60 fps, 512x512 images, 256x256 crops. Generates through Apache Beam.',
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,

@@ -13,6 +13,15 @@ sometimes forearms), trousers or shorts (pelvis + thighs, sometimes shanks) and 
 of each vertex's rest-pose position, so they move with the body.
 
 Colours are sRGB uint8 per vertex; the renderer converts them to linear light.
+
+Opt-in extras (off in the default `AppearanceConfig`, and then not drawn from the
+generator at all, so existing configs keep their random streams and records):
+`uv_texture_probability` > 0 paints a UV texture (`UVTexture`, painted by
+`textures.sample_uv_texture` from the same garment choices as the vertex colours) that
+the renderer uses instead of the vertex colours; `extra_light_probability` > 0 adds a
+fill light and sometimes a point light (`ExtraLight`). Both are drawn after everything
+else of a clip, so a clip with them has the same vertex colours, backgrounds, key light
+and blur as the same clip without them.
 """
 
 from __future__ import annotations
@@ -49,6 +58,68 @@ HAIR_PROBABILITIES = {'black': 0.3, 'dark_brown': 0.25, 'brown': 0.18, 'blonde':
 EYE_COLOR = (38, 30, 26)
 PATTERNS = ('solid', 'stripes', 'checks', 'noise')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+# Prints a UV texture may add to a garment whose vertex pattern is 'solid' (the other
+# patterns are painted as they are): see TextureConfig.solid_print_probabilities.
+SOLID_PRINTS = ('solid', 'dots', 'logo')
+
+
+@dataclasses.dataclass(frozen=True)
+class TextureConfig:
+  """Distributions of the UV textures (`textures.sample_uv_texture`; uniform ranges).
+
+  Lengths are metres on the rest-pose body; shading factors multiply sRGB values.
+
+  Attributes:
+    size: T, texture side in texels (T x T sRGB). 512: ~3.4 mm per texel on the body's
+      charts (median; the face's chart is ~2x finer).
+    skin_blotch_sd_range: SD of the low-frequency multiplicative skin variation.
+    skin_blotch_cell_range: lattice cell of that variation's value noise.
+    skin_region_strength_range: how strongly anny's region masks (lips, aureolae, nails,
+      eyelids, ears, inside of the mouth, crotch) tint the skin (1 = the full tint).
+    solid_print_probabilities: probabilities of SOLID_PRINTS on a garment whose vertex
+      pattern is 'solid' (stripes, checks and noise garments keep their pattern).
+    dot_spacing_range: dot grid spacing; dot_radius_range: radius / spacing.
+    logo_width_range: width of a logo-like block (chest of shirts, thigh of trousers);
+      height = width x U(0.35, 0.9).
+    fold_depth_range: darkening at the crest of a fold band (multiplicative).
+    fold_period_range: spacing of fold bands along the limb / body axis.
+    hem_width_range: width of the hem band at every garment edge.
+    seam_darkening_range: darkening of hems, side seams and stitch lines.
+    sole_height_range: height of the shoe sole band above the lowest foot point.
+    hair_strand_width_range: width of the hair strands (anisotropic noise, across).
+    hair_contrast_range: relative brightness variation between strands.
+  """
+
+  size: int = 512
+  skin_blotch_sd_range: tuple[float, float] = (0.02, 0.06)
+  skin_blotch_cell_range: tuple[float, float] = (0.04, 0.12)
+  skin_region_strength_range: tuple[float, float] = (0.6, 1.0)
+  solid_print_probabilities: tuple[float, float, float] = (0.5, 0.25, 0.25)
+  dot_spacing_range: tuple[float, float] = (0.02, 0.06)
+  dot_radius_range: tuple[float, float] = (0.15, 0.35)
+  logo_width_range: tuple[float, float] = (0.06, 0.16)
+  fold_depth_range: tuple[float, float] = (0.1, 0.35)
+  fold_period_range: tuple[float, float] = (0.03, 0.08)
+  hem_width_range: tuple[float, float] = (0.008, 0.02)
+  seam_darkening_range: tuple[float, float] = (0.06, 0.2)
+  sole_height_range: tuple[float, float] = (0.015, 0.035)
+  hair_strand_width_range: tuple[float, float] = (0.002, 0.006)
+  hair_contrast_range: tuple[float, float] = (0.1, 0.35)
+
+  def __post_init__(self):
+    if not 64 <= self.size <= 4096:
+      raise ValueError(f'TextureConfig.size must lie in [64, 4096] texels, got {self.size}')
+    probs = np.asarray(self.solid_print_probabilities, np.float64)
+    if probs.shape != (len(SOLID_PRINTS),) or np.any(probs < 0) or not np.isclose(probs.sum(), 1):
+      raise ValueError(f'solid_print_probabilities must be {len(SOLID_PRINTS)} non-negative '
+                       f'numbers summing to 1 (for {SOLID_PRINTS}), got '
+                       f'{self.solid_print_probabilities}')
+    for field in dataclasses.fields(self):
+      if field.name.endswith('_range'):
+        lo, hi = getattr(self, field.name)
+        if not 0 <= lo <= hi:
+          raise ValueError(f'TextureConfig.{field.name} must be (low, high) with '
+                           f'0 <= low <= high, got {(lo, hi)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +144,18 @@ class AppearanceConfig:
     blur_shutter_range: exposure as a fraction of the frame interval.
     background_noise_range: SD of per-pixel noise of procedural backgrounds (sRGB units).
     background_zoom_range: extra zoom of folder backgrounds beyond covering the image.
+    uv_texture_probability: chance that a clip is rendered with a procedural UV texture
+      (skin with region masks and blotches; garments with prints, folds, seams and hems;
+      shoes with soles; hair strands: `textures.py`) instead of its vertex colours. Needs
+      a body with texture coordinates (anny). 0 (default): nothing is drawn for it.
+    texture: the texture's distributions (used only when a clip is textured).
+    extra_light_probability: chance that a clip gets a fill light besides the key light
+      (a DirectionalLight from the key's opposite side: azimuth key + 180 +- 60 deg,
+      elevation U(-20, 40) deg, intensity key x U(fill_intensity_ratio_range), its own
+      white balance) and, with `point_light_probability`, also a PointLight
+      U(point_light_distance_range) m from the clip's centre (azimuth U(0, 360) deg,
+      height U(-0.3, 1.5) m above the centre) giving U(point_light_irradiance_range) lux
+      there. 0 (default): nothing is drawn for it.
   """
 
   skin_noise: float = 2.5
@@ -95,6 +178,13 @@ class AppearanceConfig:
   blur_shutter_range: tuple[float, float] = (0.3, 1.0)
   background_noise_range: tuple[float, float] = (0.0, 6.0)
   background_zoom_range: tuple[float, float] = (1.0, 1.3)
+  uv_texture_probability: float = 0.0
+  texture: TextureConfig = TextureConfig()
+  extra_light_probability: float = 0.0
+  point_light_probability: float = 0.5
+  fill_intensity_ratio_range: tuple[float, float] = (0.15, 0.6)
+  point_light_distance_range: tuple[float, float] = (1.5, 4.0)
+  point_light_irradiance_range: tuple[float, float] = (0.5, 2.5)
 
   def __post_init__(self):
     probs = np.asarray(self.pattern_probabilities, np.float64)
@@ -102,7 +192,8 @@ class AppearanceConfig:
       raise ValueError(f'pattern_probabilities must be {len(PATTERNS)} non-negative numbers '
                        f'summing to 1 (for {PATTERNS}), got {self.pattern_probabilities}')
     for name in ('long_sleeve_probability', 'long_trousers_probability', 'shoes_probability',
-                 'bald_probability', 'blur_probability', 'bare_torso_probability'):
+                 'bald_probability', 'blur_probability', 'bare_torso_probability',
+                 'uv_texture_probability', 'extra_light_probability', 'point_light_probability'):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f'AppearanceConfig.{name} must lie in [0, 1], got {getattr(self, name)}')
     if not self.blur_subframes or any(n < 1 or n % 2 == 0 for n in self.blur_subframes):
@@ -110,6 +201,12 @@ class AppearanceConfig:
                        f'sub-frame is the frame itself), got {self.blur_subframes}')
     if self.pattern_period_range[0] <= 0:
       raise ValueError(f'pattern_period_range must be > 0 m, got {self.pattern_period_range}')
+    if not isinstance(self.texture, TextureConfig):
+      raise TypeError(f'AppearanceConfig.texture must be a TextureConfig, got '
+                      f'{type(self.texture).__name__}')
+    if self.point_light_distance_range[0] <= 0:
+      raise ValueError('point_light_distance_range must be > 0 m, got '
+                       f'{self.point_light_distance_range}')
 
 
 # ---- body parts --------------------------------------------------------------------------------
@@ -160,11 +257,20 @@ class BodyParts:
     part_index: (V,) int8 index into PARTS.
     rest_vertices: (V, 3) float32 world rest pose (standing, facing +x, metres).
     backend: the body model's name.
+    faces: (F, 3) int32 triangles, or None; with the two fields below, what UV textures
+      need (`has_uvs`); `from_body` fills them for anny.
+    texture_coordinates: (N_uv, 2) float32 UVs in [0, 1] (v up: v = 1 is the top row
+      of a texture image), or None.
+    face_texture_coordinate_indices: (F, 3) int32 UV index of each face corner (UVs are
+      per corner: a vertex on a UV seam has several), or None.
   """
 
   part_index: np.ndarray
   rest_vertices: np.ndarray
   backend: str = ''
+  faces: np.ndarray | None = None
+  texture_coordinates: np.ndarray | None = None
+  face_texture_coordinate_indices: np.ndarray | None = None
 
   def __post_init__(self):
     idx, rest = np.asarray(self.part_index), np.asarray(self.rest_vertices)
@@ -173,10 +279,21 @@ class BodyParts:
                        f'{idx.shape} and {rest.shape}')
     if idx.size and (idx.min() < 0 or idx.max() >= len(PARTS)):
       raise ValueError(f'part_index values must index PARTS (0..{len(PARTS) - 1})')
+    uv_fields = (self.faces, self.texture_coordinates, self.face_texture_coordinate_indices)
+    if any(a is not None for a in uv_fields):
+      if any(a is None for a in uv_fields):
+        raise ValueError('BodyParts: faces, texture_coordinates and '
+                         'face_texture_coordinate_indices go together (all or none)')
+      _check_uv_mesh(idx.shape[0], *uv_fields)
 
   @property
   def num_vertices(self) -> int:
     return int(self.part_index.shape[0])
+
+  @property
+  def has_uvs(self) -> bool:
+    """Whether the mesh's texture coordinates are known (UV textures possible)."""
+    return self.texture_coordinates is not None
 
   def mask(self, *parts: str) -> np.ndarray:
     """(V,) bool: vertices in any of `parts`."""
@@ -202,6 +319,21 @@ class BodyParts:
     return _body_parts_cached(body)
 
 
+def _check_uv_mesh(num_vertices: int, faces, uvs, uv_faces) -> None:
+  f, t, tf = np.asarray(faces), np.asarray(uvs), np.asarray(uv_faces)
+  if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+    raise ValueError(f'faces must be (F, 3) integers, got {f.dtype} {f.shape}')
+  if f.size and (f.min() < 0 or f.max() >= num_vertices):
+    raise ValueError(f'faces index vertices outside 0..{num_vertices - 1}')
+  if t.ndim != 2 or t.shape[1] != 2 or not np.all(np.isfinite(t)):
+    raise ValueError(f'texture_coordinates must be finite (N_uv, 2), got {t.shape}')
+  if tf.shape != f.shape or not np.issubdtype(tf.dtype, np.integer):
+    raise ValueError(f'face_texture_coordinate_indices must be integers shaped like faces '
+                     f'{f.shape}, got {tf.dtype} {tf.shape}')
+  if tf.size and (tf.min() < 0 or tf.max() >= t.shape[0]):
+    raise ValueError(f'face_texture_coordinate_indices index UVs outside 0..{t.shape[0] - 1}')
+
+
 @functools.lru_cache(maxsize=4)
 def _body_parts_cached(body) -> BodyParts:
   name = getattr(body, 'name', None)
@@ -213,7 +345,11 @@ def _body_parts_cached(body) -> BodyParts:
     dense = np.zeros((w.shape[0], len(body.bone_labels)))
     np.add.at(dense, (np.repeat(np.arange(w.shape[0]), w.shape[1]), idx.ravel()), w.ravel())
     rest = body.rest_frames(anny_body.AnnySubject()).vertices[0]
-    return BodyParts.from_skinning(body.bone_labels, dense, rest, backend='anny')
+    parts = BodyParts.from_skinning(body.bone_labels, dense, rest, backend='anny')
+    return dataclasses.replace(
+        parts, faces=np.asarray(body.faces, np.int32),
+        texture_coordinates=body.texture_coordinates,
+        face_texture_coordinate_indices=body.face_texture_coordinate_indices)
   if name == 'smplx':
     from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
     geometry = body.rest_geometry()
@@ -225,16 +361,50 @@ def _body_parts_cached(body) -> BodyParts:
 
 
 # ---- appearance ----------------------------------------------------------------------------------
+LIGHT_KINDS = ('directional', 'point')
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraLight:
+  """A light besides the key light (`AppearanceConfig.extra_light_probability`).
+
+  Attributes:
+    kind: 'directional' (a fill light) or 'point'.
+    color: linear RGB, max 1.
+    intensity: 'directional': lux, as the key light; 'point': candela, pyrender's
+      PointLight (irradiance intensity / d^2 at distance d, no range cut-off).
+    direction: 'directional': unit (3,) world vector the light travels along.
+    position: 'point': world position (metres).
+  """
+
+  kind: str
+  color: tuple[float, float, float]
+  intensity: float
+  direction: tuple[float, float, float] | None = None
+  position: tuple[float, float, float] | None = None
+
+  def __post_init__(self):
+    if self.kind not in LIGHT_KINDS:
+      raise ValueError(f'ExtraLight.kind must be one of {LIGHT_KINDS}, got {self.kind!r}')
+    need = 'direction' if self.kind == 'directional' else 'position'
+    if getattr(self, need) is None or len(getattr(self, need)) != 3:
+      raise ValueError(f'a {self.kind} ExtraLight needs a 3-vector {need}')
+    if self.intensity < 0:
+      raise ValueError(f'ExtraLight.intensity must be >= 0, got {self.intensity}')
+
+
 @dataclasses.dataclass(frozen=True)
 class Lighting:
-  """Key light + ambient. `direction`: unit (3,) world vector the light travels along
-  (from the light into the scene); `color`: linear RGB, max 1; `intensity`: lux;
-  `ambient`: linear RGB added as ambient * albedo."""
+  """Key light + ambient (+ extra lights). `direction`: unit (3,) world vector the light
+  travels along (from the light into the scene); `color`: linear RGB, max 1;
+  `intensity`: lux; `ambient`: linear RGB added as ambient * albedo; `extra`: further
+  lights (`ExtraLight`; () unless `AppearanceConfig.extra_light_probability` > 0)."""
 
   direction: tuple[float, float, float]
   color: tuple[float, float, float]
   intensity: float
   ambient: tuple[float, float, float]
+  extra: tuple[ExtraLight, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,15 +427,48 @@ class MotionBlur:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class UVTexture:
+  """A colour texture and the mesh's texture coordinates it is drawn with.
+
+  Attributes:
+    image: (T, T, 3) uint8 sRGB; row 0 is the top (v = 1), column 0 is u = 0, texel
+      (r, c) is centred at (u, v) = ((c + 0.5) / T, 1 - (r + 0.5) / T).
+    texture_coordinates: (N_uv, 2) float32 UVs in [0, 1].
+    face_texture_coordinate_indices: (F, 3) int32, the UV index of each face corner
+      (faces as the mesh the renderer draws).
+  """
+
+  image: np.ndarray
+  texture_coordinates: np.ndarray
+  face_texture_coordinate_indices: np.ndarray
+
+  def __post_init__(self):
+    img = np.asarray(self.image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or img.shape[0] < 1:
+      raise ValueError(f'UVTexture.image must be uint8 (T, T, 3), got {img.dtype} {img.shape}')
+    uv, uv_faces = np.asarray(self.texture_coordinates), np.asarray(
+        self.face_texture_coordinate_indices)
+    if uv.ndim != 2 or uv.shape[1] != 2:
+      raise ValueError(f'UVTexture.texture_coordinates must be (N_uv, 2), got {uv.shape}')
+    if uv_faces.ndim != 2 or uv_faces.shape[1] != 3 or (
+        uv_faces.size and (uv_faces.min() < 0 or uv_faces.max() >= len(uv))):
+      raise ValueError('UVTexture.face_texture_coordinate_indices must be (F, 3) indices of '
+                       f'texture_coordinates (0..{len(uv) - 1}), got {uv_faces.shape}')
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Appearance:
   """A clip's appearance.
 
   Attributes:
     vertex_colors: (V, 3) uint8 sRGB.
     backgrounds: (num_views, H, W, 3) uint8, one per view.
-    lighting: the key and ambient light.
+    lighting: the key and ambient light (and extra lights).
     motion_blur: blur settings.
     choices: JSON-able record of every sampled choice.
+    texture: a UVTexture the renderer draws instead of the vertex colours, or None
+      (`AppearanceConfig.uv_texture_probability`); its parameters are
+      `choices['texture']`.
   """
 
   vertex_colors: np.ndarray
@@ -273,6 +476,7 @@ class Appearance:
   lighting: Lighting
   motion_blur: MotionBlur
   choices: dict[str, Any]
+  texture: UVTexture | None = None
 
   @property
   def image_size(self) -> tuple[int, int]:
@@ -283,6 +487,8 @@ class Appearance:
     """Every choice (plus `extra`, e.g. the camera rig's parameters) as sorted JSON."""
     record = dict(self.choices)
     record['lighting'] = dataclasses.asdict(self.lighting)
+    if not self.lighting.extra:  # the records of clips without extra lights are unchanged
+      del record['lighting']['extra']
     record['motion_blur'] = dataclasses.asdict(self.motion_blur)
     if extra:
       record.update(extra)
@@ -451,6 +657,52 @@ def sample_lighting(rng: np.random.Generator, config: AppearanceConfig = Appeara
                   ambient=tuple(float(x) for x in ambient))
 
 
+def _white_balance(rng: np.random.Generator) -> np.ndarray:
+  warm, cool = np.array([1.0, 0.88, 0.74]), np.array([0.82, 0.9, 1.0])
+  color = warm + float(rng.uniform()) * (cool - warm)
+  return color / color.max()
+
+
+def sample_extra_lights(rng: np.random.Generator, lighting: Lighting,
+                        config: AppearanceConfig = AppearanceConfig(),
+                        anchor=(0.0, 1.0, 0.0)) -> Lighting:
+  """`lighting` with extra lights (distributions: `AppearanceConfig`
+  extra_light_probability and below). Draws nothing when extra_light_probability is 0.
+
+  Args:
+    rng: numpy Generator.
+    lighting: the clip's key light and ambient (`sample_lighting`).
+    config: the distributions.
+    anchor: world point (metres) the point light is placed around: the clip's centre
+      (`sample_clip_setup` passes the rig's target).
+  """
+  if config.extra_light_probability <= 0.0 or rng.random() >= config.extra_light_probability:
+    return lighting
+  key = -np.asarray(lighting.direction, np.float64)  # towards the key light
+  key_azimuth = math.atan2(key[2], key[0])
+  azimuth = key_azimuth + math.pi + math.radians(float(rng.uniform(-60.0, 60.0)))
+  elevation = math.radians(float(rng.uniform(-20.0, 40.0)))  # below: light bounced off a floor
+  to_light = np.array([math.cos(elevation) * math.cos(azimuth), math.sin(elevation),
+                       math.cos(elevation) * math.sin(azimuth)])
+  fill = ExtraLight(
+      kind='directional', color=tuple(float(x) for x in _white_balance(rng)),
+      intensity=float(lighting.intensity * rng.uniform(*config.fill_intensity_ratio_range)),
+      direction=tuple(float(x) for x in -to_light))
+  extra = [fill]
+  if rng.random() < config.point_light_probability:
+    distance = float(rng.uniform(*config.point_light_distance_range))
+    height = float(rng.uniform(-0.3, 1.5))
+    horizontal = math.sqrt(max(distance ** 2 - height ** 2, 0.0))
+    theta = math.radians(float(rng.uniform(0.0, 360.0)))
+    position = np.asarray(anchor, np.float64) + [horizontal * math.cos(theta), height,
+                                                 horizontal * math.sin(theta)]
+    irradiance = float(rng.uniform(*config.point_light_irradiance_range))
+    extra.append(ExtraLight(kind='point', color=tuple(float(x) for x in _white_balance(rng)),
+                            intensity=irradiance * distance ** 2,
+                            position=tuple(float(x) for x in position)))
+  return dataclasses.replace(lighting, extra=tuple(extra))
+
+
 def sample_motion_blur(rng: np.random.Generator, config: AppearanceConfig = AppearanceConfig()
                        ) -> MotionBlur:
   if rng.random() >= config.blur_probability:
@@ -577,8 +829,12 @@ def sample_background(rng: np.random.Generator, image_size,
 
 def sample_appearance(rng: np.random.Generator, body, image_size,
                       config: AppearanceConfig = AppearanceConfig(), background_dir=None,
-                      num_views: int = 2) -> Appearance:
+                      num_views: int = 2, anchor=None) -> Appearance:
   """Samples a clip's appearance.
+
+  Draw order: vertex colours, backgrounds, key light, motion blur, then (only when their
+  probabilities are > 0) extra lights and the UV texture, so that the opt-in extras
+  change nothing else of a clip.
 
   Args:
     rng: numpy Generator (consumed deterministically).
@@ -588,9 +844,12 @@ def sample_appearance(rng: np.random.Generator, body, image_size,
     background_dir: None for procedural backgrounds, else a folder of .png/.jpg/.jpeg
       images (e.g. the TFDS manual_dir/backgrounds); one random image per view.
     num_views: number of backgrounds (one per camera).
+    anchor: world point (metres) extra point lights are placed around (the clip's
+      centre); None: the centre of the rest pose's bounding box.
 
   Returns:
-    Appearance with vertex colours (V, 3) uint8 and backgrounds (num_views, H, W, 3) uint8.
+    Appearance with vertex colours (V, 3) uint8, backgrounds (num_views, H, W, 3) uint8
+    and, for textured clips, a UVTexture.
   """
   if not isinstance(rng, np.random.Generator):
     raise TypeError(f'rng must be a numpy Generator, got {type(rng).__name__}')
@@ -601,6 +860,9 @@ def sample_appearance(rng: np.random.Generator, body, image_size,
   if width < 1 or height < 1 or num_views < 1:
     raise ValueError(f'need a positive image_size and num_views, got {image_size}, {num_views}')
   parts = body if isinstance(body, BodyParts) else BodyParts.from_body(body)
+  if config.uv_texture_probability > 0.0 and not parts.has_uvs:
+    raise ValueError(f'uv_texture_probability > 0 needs a body with texture coordinates '
+                     f'(anny); the {parts.backend or "given"} BodyParts has none')
   colors, choices = sample_vertex_colors(rng, parts, config)
   images = None if background_dir is None else list_background_images(background_dir)
   backgrounds, infos = [], []
@@ -611,5 +873,26 @@ def sample_appearance(rng: np.random.Generator, body, image_size,
   choices['backgrounds'] = infos
   choices['body_parts_backend'] = parts.backend
   lighting = sample_lighting(rng, config)
+  blur = sample_motion_blur(rng, config)
+  # The opt-in extras, drawn last and only when enabled (existing configs keep their
+  # random streams and records).
+  if config.extra_light_probability > 0.0:
+    if anchor is None:
+      rest = parts.rest_vertices
+      anchor = 0.5 * (rest.min(axis=0) + rest.max(axis=0))
+    lighting = sample_extra_lights(rng, lighting, config, anchor)
+  texture = None
+  if config.uv_texture_probability > 0.0:
+    choices['texture'] = None
+    if rng.random() < config.uv_texture_probability:
+      from odah_tfds.render import textures  # pylint: disable=g-import-not-at-top
+      # The texture paints from its own generator (seed recorded): its details can change
+      # without shifting any later draw of the clip.
+      seed = int(rng.integers(2 ** 63))
+      image, record = textures.sample_uv_texture(np.random.default_rng(seed), parts, choices,
+                                                 config.texture, config)
+      choices['texture'] = dict(record, seed=seed)
+      texture = UVTexture(image, parts.texture_coordinates,
+                          parts.face_texture_coordinate_indices)
   return Appearance(vertex_colors=colors, backgrounds=np.stack(backgrounds), lighting=lighting,
-                    motion_blur=sample_motion_blur(rng, config), choices=choices)
+                    motion_blur=blur, choices=choices, texture=texture)

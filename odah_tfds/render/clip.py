@@ -89,7 +89,8 @@ def sample_clip_setup(rng: np.random.Generator, vertices, body, config: RenderCo
   target, extent = cameras_lib.clip_target_and_extent(vertices)
   cams, params = cameras_lib.sample_rig(rng, target, extent, config.image_size, config.rig)
   look = appearance_lib.sample_appearance(rng, body, config.image_size, config.appearance,
-                                          background_dir=background_dir, num_views=NUM_VIEWS)
+                                          background_dir=background_dir, num_views=NUM_VIEWS,
+                                          anchor=target)
   return cams, look, params
 
 
@@ -103,7 +104,8 @@ def render_clip(renderer: renderer_lib.Renderer, vertices, faces, cameras, appea
     vertices: (T, V, 3) float world vertices (metres).
     faces: (F, 3) integer triangles.
     cameras: two geometry.Camera.
-    appearance: the clip's Appearance (vertex colours, backgrounds, light, blur).
+    appearance: the clip's Appearance (vertex colours or UV texture, backgrounds, light,
+      blur).
     crop_size: S.
     joint_centers: (T, J, 3) world joint centres to project, or None.
     keep_full: also return `full_rgb` (2, T, H, W, 3) uint8 and `full_masks`

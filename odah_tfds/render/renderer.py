@@ -14,9 +14,31 @@ multisampled, so the person's edge pixels carry partial coverage in alpha; the
 background is composited with that alpha (premultiplied), i.e. equals the background
 exactly wherever no sample hits the person. The mask is the resolved depth buffer's
 coverage (one sample per pixel).
+
+Textured path (`appearance.texture` / `render_layer(texture=...)`, a UVTexture): UVs are
+per face corner, so the mesh is unwelded into one vertex per distinct (vertex, UV)
+pair (anny: 13,718 vertices -> 14,898), positions and smooth normals (computed on the
+welded mesh, so shading stays smooth across UV seams) gathered per pair; the index
+mapping is cached per (faces, UV faces). The texture is sRGB uint8 and mipmapped
+(trilinear). Colour space: pyrender decodes base-colour textures with the exact sRGB
+curve while vertex colours here are decoded with a 2.2 gamma; the texture is therefore
+re-encoded through a lookup table (x -> sRGB-encode((x / 255)^2.2)) so that both paths
+light the same linear albedo (a uniform texture and uniform vertex colours of the same
+sRGB value render alike: tests/test_textures.py). With shading='vertex' the texture is
+drawn unlit (FLAT) times a per-vertex light factor light^(1/2.2), which equals the
+vertex path's (albedo light)^(1/2.2). One difference remains in 'pbr': pyrender
+multiplies vertex colours into the whole lit colour, specular included, whereas a
+texture tints only the diffuse part (the physically right dielectric); at roughness 0.75
+the texture is brighter by 3-6 sRGB levels on average on a lit sphere, up to 12-18 in
+the highlight's darkest channel, and equal under ambient light.
+
+Extra lights (`Lighting.extra`): directional fill lights and point lights are added to
+the scene per render ('vertex' shading adds their diffuse term per vertex).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -98,15 +120,65 @@ SHADINGS = ('pbr', 'vertex')
 _DIFFUSE = (1.0 - 0.04) / np.pi
 
 
-def vertex_lighting(colors_u8: np.ndarray, normals: np.ndarray,
-                    lighting: appearance_lib.Lighting) -> np.ndarray:
-  """Per-vertex Lambert lighting: (V, 3) float32 sRGB in [0, 1] of sRGB albedos (V, 3)
-  uint8 under the key light + ambient (the diffuse part of pyrender's shader)."""
-  albedo = srgb_to_linear(colors_u8)
+def vertex_light(normals: np.ndarray, lighting: appearance_lib.Lighting,
+                 positions: np.ndarray | None = None) -> np.ndarray:
+  """(V, 3) float32 linear light reaching each vertex's albedo: ambient + the diffuse
+  term of the key light and of any extra lights (point lights need `positions`)."""
   ndotl = np.clip(normals @ -np.asarray(lighting.direction, np.float32), 0.0, None)[:, None]
   light = (np.asarray(lighting.ambient, np.float32)
            + _DIFFUSE * float(lighting.intensity) * np.asarray(lighting.color, np.float32) * ndotl)
+  for extra in lighting.extra:
+    color = _DIFFUSE * float(extra.intensity) * np.asarray(extra.color, np.float32)
+    if extra.kind == 'directional':
+      light = light + color * np.clip(normals @ -np.asarray(extra.direction, np.float32),
+                                      0.0, None)[:, None]
+    else:
+      if positions is None:
+        raise ValueError('vertex_light: point lights need the vertex positions')
+      to_light = np.asarray(extra.position, np.float32) - positions
+      d2 = np.maximum((to_light * to_light).sum(axis=1, keepdims=True), 1e-6)
+      cos = np.clip((normals * to_light).sum(axis=1, keepdims=True) / np.sqrt(d2), 0.0, None)
+      light = light + color * cos / d2
+  return light
+
+
+def vertex_lighting(colors_u8: np.ndarray, normals: np.ndarray,
+                    lighting: appearance_lib.Lighting,
+                    positions: np.ndarray | None = None) -> np.ndarray:
+  """Per-vertex Lambert lighting: (V, 3) float32 sRGB in [0, 1] of sRGB albedos (V, 3)
+  uint8 under the key light + ambient (+ extra lights; point lights need `positions`)
+  (the diffuse part of pyrender's shader)."""
+  albedo = srgb_to_linear(colors_u8)
+  light = vertex_light(normals, lighting, positions)
   return np.clip(albedo * light, 0.0, 1.0) ** (1.0 / GAMMA)
+
+
+def _srgb_encode(linear: np.ndarray) -> np.ndarray:
+  """The exact sRGB transfer function (what pyrender's shader inverts for textures)."""
+  linear = np.asarray(linear, np.float64)
+  return np.where(linear <= 0.0031308, 12.92 * linear,
+                  1.055 * np.power(np.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055)
+
+
+# uint8 sRGB (2.2 gamma, as vertex colours) -> the uint8 whose exact-sRGB decoding in
+# pyrender's shader is the same linear value. Off by < 0.5 sRGB levels after the
+# shader's 1/2.2 output encoding except in the darkest few levels (quantisation).
+TEXTURE_LUT = np.clip(np.round(_srgb_encode((np.arange(256) / 255.0) ** GAMMA) * 255.0),
+                      0, 255).astype(np.uint8)
+
+
+def unwelded_indices(faces: np.ndarray, uv_faces: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """One vertex per distinct (vertex, UV) corner pair: (vertex index (P,), UV index (P,),
+  faces (F, 3) uint32 over the P pairs)."""
+  f = np.asarray(faces, np.int64)
+  t = np.asarray(uv_faces, np.int64)
+  if f.shape != t.shape or f.ndim != 2 or f.shape[1] != 3:
+    raise ValueError(f'faces and UV faces must both be (F, 3), got {f.shape} and {t.shape}')
+  pairs = np.stack([f.ravel(), t.ravel()], axis=1)
+  unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+  return (unique[:, 0].astype(np.int64), unique[:, 1].astype(np.int64),
+          inverse.reshape(f.shape).astype(np.uint32))
 
 
 class Renderer:
@@ -145,6 +217,11 @@ class Renderer:
     self._light_node = self._scene.add(self._light, pose=np.eye(4))
     self._camera_node = None
     self._mesh_node = None
+    self._extra_light_nodes = []
+    # Textured path caches: unwelded index maps by (faces, UV faces) fingerprint (a few
+    # topologies), and the material of the last texture (kept on the GPU across frames).
+    self._unwelded = {}
+    self._texture_material = None
     self._flags = pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
     if shading == 'vertex':
       self._flags |= pyrender.RenderFlags.FLAT
@@ -181,6 +258,74 @@ class Renderer:
     self._light.intensity = float(lighting.intensity)
     self._scene.set_pose(self._light_node, _light_pose(lighting.direction))
     self._scene.ambient_light = np.asarray(lighting.ambient, np.float64)
+    for node in self._extra_light_nodes:
+      self._scene.remove_node(node)
+    self._extra_light_nodes = []
+    if self.shading == 'vertex':  # lit per vertex; FLAT mode ignores scene lights
+      return
+    pyrender = self._pyrender
+    for extra in lighting.extra:
+      color = np.asarray(extra.color, np.float64)
+      if extra.kind == 'directional':
+        light = pyrender.DirectionalLight(color=color, intensity=float(extra.intensity))
+        pose = _light_pose(extra.direction)
+      else:
+        light = pyrender.PointLight(color=color, intensity=float(extra.intensity))
+        pose = np.eye(4)
+        pose[:3, 3] = extra.position
+      self._extra_light_nodes.append(self._scene.add(light, pose=pose))
+
+  def _unwelded_mesh(self, faces: np.ndarray, uv_faces: np.ndarray):
+    """Cached `unwelded_indices` of (faces, uv_faces)."""
+    f = np.ascontiguousarray(faces, np.int64)
+    t = np.ascontiguousarray(uv_faces, np.int64)
+    key = hashlib.blake2b(f.tobytes() + b'|' + t.tobytes(), digest_size=16).digest()
+    if key not in self._unwelded:
+      if len(self._unwelded) >= 4:
+        self._unwelded.pop(next(iter(self._unwelded)))
+      self._unwelded[key] = unwelded_indices(f, t)
+    return self._unwelded[key]
+
+  def _material_for(self, texture: appearance_lib.UVTexture):
+    """The material drawing `texture` (cached for the last texture, so a clip's texture
+    is uploaded and mipmapped once, not per frame)."""
+    cached = self._texture_material
+    if cached is not None and cached[0] is texture:
+      return cached[1]
+    pyrender = self._pyrender
+    image = np.asarray(texture.image, np.uint8)
+    if self.shading == 'pbr':  # pyrender decodes exact sRGB; vertex colours use 2.2
+      image = TEXTURE_LUT[image]
+    tex = pyrender.Texture(source=np.ascontiguousarray(image), source_channels='RGB',
+                           sampler=pyrender.Sampler(
+                               wrapS=pyrender.constants.GLTF.CLAMP_TO_EDGE,
+                               wrapT=pyrender.constants.GLTF.CLAMP_TO_EDGE))
+    material = pyrender.MetallicRoughnessMaterial(
+        baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0, roughnessFactor=ROUGHNESS,
+        baseColorTexture=tex)
+    self._texture_material = (texture, material)
+    return material
+
+  def _set_textured_mesh(self, v, f, normals, texture: appearance_lib.UVTexture,
+                         lighting: appearance_lib.Lighting) -> None:
+    uv_faces = np.asarray(texture.face_texture_coordinate_indices)
+    if uv_faces.shape != f.shape:
+      raise ValueError(f'the texture has UV faces {uv_faces.shape}, the mesh faces {f.shape}')
+    vertex_index, uv_index, faces = self._unwelded_mesh(f, uv_faces)
+    uvs = np.asarray(texture.texture_coordinates, np.float32)
+    kwargs = {}
+    if self.shading == 'vertex':  # FLAT: texture x light^(1/2.2) = (albedo light)^(1/2.2)
+      light = vertex_light(normals, lighting, v) ** (1.0 / GAMMA)
+      kwargs['color_0'] = np.concatenate([light[vertex_index],
+                                          np.ones((len(vertex_index), 1), np.float32)], axis=1)
+    pyrender = self._pyrender
+    prim = pyrender.Primitive(positions=v[vertex_index], normals=normals[vertex_index],
+                              texcoord_0=uvs[uv_index], indices=faces,
+                              material=self._material_for(texture),
+                              mode=pyrender.constants.GLTF.TRIANGLES, **kwargs)
+    if self._mesh_node is not None:
+      self._scene.remove_node(self._mesh_node)
+    self._mesh_node = self._scene.add(pyrender.Mesh(primitives=[prim]))
 
   def _check_mesh(self, vertices, faces, vertex_colors):
     v = np.asarray(vertices, np.float32)
@@ -199,21 +344,30 @@ class Renderer:
     return v, np.ascontiguousarray(f, np.uint32), c
 
   def render_layer(self, vertices, faces, vertex_colors, camera: geometry.Camera,
-                   lighting: appearance_lib.Lighting) -> tuple[np.ndarray, np.ndarray]:
+                   lighting: appearance_lib.Lighting,
+                   texture: appearance_lib.UVTexture | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """The person alone: (rgba (H, W, 4) uint8, colour premultiplied by the coverage
-    alpha; depth (H, W) float32, metres along the optical axis, 0 where empty)."""
+    alpha; depth (H, W) float32, metres along the optical axis, 0 where empty).
+
+    With `texture` (a UVTexture over these faces) the mesh is drawn textured and
+    `vertex_colors` are only checked, not drawn.
+    """
     if self._renderer is None:
       raise RuntimeError('Renderer is closed')
     v, f, c = self._check_mesh(vertices, faces, vertex_colors)
     if v.ndim != 2:
       raise ValueError(f'render_layer takes one frame of vertices (V, 3), got {v.shape}')
     normals = vertex_normals(v, f)
-    if self.shading == 'vertex':  # lit here; FLAT mode draws the colours as they are
-      rgb = vertex_lighting(c, normals, lighting)
-    else:  # pyrender lights linear albedos and gamma-encodes its output
-      rgb = srgb_to_linear(c)
-    colors = np.concatenate([rgb, np.ones((len(c), 1), np.float32)], axis=1)
-    self._set_mesh(v, f, colors, normals)
+    if texture is not None:
+      self._set_textured_mesh(v, f, normals, texture, lighting)
+    else:
+      if self.shading == 'vertex':  # lit here; FLAT mode draws the colours as they are
+        rgb = vertex_lighting(c, normals, lighting, v)
+      else:  # pyrender lights linear albedos and gamma-encodes its output
+        rgb = srgb_to_linear(c)
+      colors = np.concatenate([rgb, np.ones((len(c), 1), np.float32)], axis=1)
+      self._set_mesh(v, f, colors, normals)
     self._set_camera(camera)
     self._set_lighting(lighting)
     rgba, depth = self._renderer.render(self._scene, flags=self._flags)
@@ -229,9 +383,10 @@ class Renderer:
         (n odd, see `blur_subframes`): the RGB is their average (in linear light) and
         the mask is the middle sub-frame's.
       faces: (F, 3) integer triangles.
-      vertex_colors: (V, 3) uint8 sRGB.
+      vertex_colors: (V, 3) uint8 sRGB (not drawn when `appearance.texture` is set: the
+        mesh is then drawn with that UVTexture).
       camera: geometry.Camera (OpenCV convention).
-      appearance: backgrounds and lighting.
+      appearance: backgrounds, lighting and the optional texture.
       view: which background.
 
     Returns:
@@ -255,7 +410,8 @@ class Renderer:
     linear_sum = None
     mask = None
     for k, sub in enumerate(subframes):
-      rgba, depth = self.render_layer(sub, faces, vertex_colors, camera, appearance.lighting)
+      rgba, depth = self.render_layer(sub, faces, vertex_colors, camera, appearance.lighting,
+                                      texture=appearance.texture)
       alpha = rgba[..., 3:4].astype(np.float32) / 255.0
       composite = rgba[..., :3].astype(np.float32) + (1.0 - alpha) * bg_f
       if k == len(subframes) // 2:
