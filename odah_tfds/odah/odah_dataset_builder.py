@@ -94,6 +94,14 @@ LAB_RELEASE_NOTES = {
              'differ.',
 }
 
+PAPER_RELEASE_NOTES = {
+    '1.1.0': 'Paper-like scale with the default (BANet-like) rigs and the 13 ODAH 1 families; '
+             'each motion sampled 64 frames long.',
+    '1.2.0': "`lab`'s distributions at paper scale, for the GPU recipe on the sim-to-real data "
+             '(launch/flags/paper_stage1.flags): lab rigs, LAB_FAMILIES, 30 % bare torsos, '
+             'random 64-frame windows of 6-s motions.',
+}
+
 CONFIGS = [
     _config('tiny', 'Default. 6 subjects (4/1/1), 2 clips of 32 frames each, 128x128 images, '
             '64x64 crops. Builds on a 2-core CPU in a few minutes.',
@@ -122,10 +130,14 @@ CONFIGS = [
             subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, motion_frames=LAB_MOTION_FRAMES,
             image_size=(256, 256), crop_size=128, rig='lab', bare_torso_probability=0.3,
             families=LAB_FAMILIES),
-    _config('paper', 'Paper-like scale: 440 subjects (400/20/20), 8 clips of 64 frames at '
-            '60 fps, 512x512 images, 256x256 crops. Generates through Apache Beam.',
+    _config('paper', 'Paper-like scale with the distributions of `lab` (1.2.0): 440 subjects '
+            '(400/20/20), 8 clips of 64 frames at 60 fps (random windows of 6-s motions), '
+            'lab camera rigs, single-leg balance, 30 % bare torsos, 512x512 images, 256x256 '
+            'crops (the `paper` BANet preset). Generates through Apache Beam.',
+            version='1.2.0', release_notes=PAPER_RELEASE_NOTES,
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,
-            image_size=(512, 512), crop_size=256),
+            motion_frames=LAB_MOTION_FRAMES, image_size=(512, 512), crop_size=256, rig='lab',
+            bare_torso_probability=0.3, families=LAB_FAMILIES),
     _config('smoke', 'Seconds-scale build for tests and CI: 3 subjects (1/1/1), 1 clip of 8 '
             'frames, 64x64 images, 32x32 crops.',
             subjects=(1, 1, 1), clips_per_subject=1, clip_frames=8, image_size=(64, 64),
