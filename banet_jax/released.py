@@ -114,8 +114,10 @@ def export_release(run: str | pathlib.Path, out_dir: str | pathlib.Path, *, name
   (out / 'README.md').write_text(
       f'# {name}\n\nA BANet release of banet-jax (`banet_jax/released.py`): '
       f'{info["num_parameters"]:,} parameters, preset `{info["preset"]}`, stage '
-      f'{info["stage"]}, trained on `{info["dataset"]}` for {step} steps. What it was trained '
-      'on, how, and how well it does: MODEL_CARD.md at the repository root.\n')
+      f'{info["stage"]}, trained on `{info["dataset"]}` for {step} steps'
+      + (f' from `{config["init_from"]}`' if config.get('init_from') else '')
+      + '. What it was trained on, how, and how well it does: MODEL_CARD.md at the '
+      'repository root.\n')
   return out
 
 
