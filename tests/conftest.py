@@ -97,3 +97,14 @@ def smoke_checkpoint(tmp_path_factory) -> pathlib.Path:
                        text=True, timeout=900, check=False)
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   return workdir
+
+
+@pytest.fixture(scope='module')
+def gl():
+  """Runs a module-level function of the test module in a TF-free GL child process (one
+  per test module): rendering and TensorFlow crash in one process."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  context = multiprocessing.get_context('spawn')
+  with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    yield lambda fn, *args: pool.submit(fn, *args).result(timeout=600)

@@ -8,10 +8,8 @@ one Renderer per image size, and returns numpy arrays; assertions run here.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
-import multiprocessing
 import time
 
 import numpy as np
@@ -195,14 +193,6 @@ def _child_anny_timing(image_size, frames):
   start = time.perf_counter()
   clip_lib.render_clip(r, vertices, body.faces, cameras, look, config.crop_size)
   return (time.perf_counter() - start) / frames
-
-
-@pytest.fixture(scope='module')
-def gl():
-  """Runs a module-level function of this file in a TF-free GL child process."""
-  context = multiprocessing.get_context('spawn')
-  with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-    yield lambda fn, *args: pool.submit(fn, *args).result(timeout=600)
 
 
 # ---- cameras -------------------------------------------------------------------------------------

@@ -7,11 +7,9 @@ tests/test_render.py): TensorFlow and Mesa GL segfault in one process.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import math
-import multiprocessing
 
 import numpy as np
 import pytest
@@ -114,14 +112,6 @@ def _child_anny(size, seed, paddings):
       for kind, appearance in looks.items():
         out[name, kind] = r.render(rest, body.faces, look.vertex_colors, camera, appearance)
   return out
-
-
-@pytest.fixture(scope='module')
-def gl():
-  """Runs a module-level function of this file in a TF-free GL child process."""
-  context = multiprocessing.get_context('spawn')
-  with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-    yield lambda fn, *args: pool.submit(fn, *args).result(timeout=600)
 
 
 # ---- textures ------------------------------------------------------------------------------------
