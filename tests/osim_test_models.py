@@ -184,6 +184,9 @@ def build_joints_model(directory: str) -> str:
             -GimbalJoint-> foot -WeldJoint-> toe
         pelvis -PlanarJoint-> arm -PinJoint-> forearm -SliderJoint-> hand
     Locked coordinate: ``univ_1`` (default 0.15 rad).
+    Contact: a sphere on the foot against a floor half-space, with a HuntCrossleyForce, which
+    OpenSim writes as ``<HuntCrossleyForce::ContactParametersSet>`` (C++ scope in an XML name;
+    the parser must read past it, as every OpenSim 4 model with contact needs).
     """
     m = osim.Model()
     m.setName("joints")
@@ -271,6 +274,16 @@ def build_joints_model(directory: str) -> str:
     ]
     for name, frame, loc in markers:
         m.addMarker(osim.Marker(name, frame, _v(loc)))
+
+    m.addContactGeometry(osim.ContactSphere(0.03, _v((0.1, -0.05, 0.0)), bodies["foot"], "heel"))
+    m.addContactGeometry(osim.ContactHalfSpace(_v((0, 0, 0)), _v((0, 0, -np.pi / 2)), ground,
+                                               "floor"))
+    contact = osim.HuntCrossleyForce()
+    contact.setName("heel_floor")
+    contact.addGeometry("heel")
+    contact.addGeometry("floor")
+    contact.setStiffness(1e6)
+    m.addForce(contact)
     return _write(m, os.path.join(directory, "test_joints.osim"))
 
 

@@ -13,7 +13,7 @@ import hypothesis
 from hypothesis import strategies as st
 import pytest
 
-from banet_jax.skeleton import OsimError, load_osim
+from banet_jax.skeleton import OsimError, load_osim, osim_parser
 from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
 
 PROJECT_XML = pathlib.Path(DEFAULT_MODEL_PATH).read_text()
@@ -148,8 +148,10 @@ def _mutations(draw):
           for _ in range(draw(st.integers(1, 4)))]
 
 
-def _mutate(xml_text, mutations):
-  root = ET.fromstring(xml_text)
+def _mutate(source, mutations):
+  # Read as the parser reads (no XML namespaces): files with C++-scoped element names
+  # such as <HuntCrossleyForce::ContactParametersSet> are fuzzed too.
+  root = osim_parser._parse_xml(str(source))
   elements = list(root.iter())
   parents = {child: parent for parent in elements for child in parent}
   for kind, index, text in mutations:
@@ -173,7 +175,7 @@ def _mutate(xml_text, mutations):
                      suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 @hypothesis.given(mutations=_mutations())
 def test_fuzzed_files_raise_only_clear_errors(tmp_path, source, mutations):
-  path = _write(tmp_path, _mutate(source.read_text(), mutations), 'fuzzed.osim')
+  path = _write(tmp_path, _mutate(source, mutations), 'fuzzed.osim')
   try:
     skel = load_osim(path)
   except OsimError as e:

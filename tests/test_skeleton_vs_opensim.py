@@ -2,7 +2,8 @@
 
 Every check runs on the project's model, on models built with the opensim API
 that cover every supported joint and function type (tests/osim_test_models.py),
-and on every .osim in $BANET_EXTRA_OSIM_DIR.
+on the two published models the pose2sim wheel on PyPI ships
+(banet_jax.capture.demo fetches it), and on every .osim in $BANET_EXTRA_OSIM_DIR.
 """
 
 from __future__ import annotations
@@ -38,10 +39,29 @@ def built_models(tmp_path_factory):
   return test_models.build_all(str(tmp_path_factory.mktemp('osim_models')))
 
 
-@pytest.fixture(params=['project', 'joints', 'custom', 'couplers', 'extra'])
+@pytest.fixture(scope='session')
+def pose2sim_models():
+  """The .osim files of the pose2sim wheel (OpenSim_Setup/), fetched from PyPI."""
+  from banet_jax.capture import demo
+  try:
+    folder = demo.demo_capture_dir().parents[0] / 'OpenSim_Setup'
+  except demo.DemoFetchError as e:
+    pytest.skip(f'the package registry cannot be reached: {e}')
+  paths = sorted(str(p) for p in folder.glob('*.osim'))
+  assert len(paths) == 2, f'pose2sim {demo.POSE2SIM_VERSION} ships two models, found {paths}'
+  return paths
+
+
+# The pose2sim models take ~2 min through every check below (62 coordinates, opensim's
+# assembly with muscles), so the default suite runs one FK comparison of them
+# (test_published_pose2sim_models_match_opensim) and the `slow` suite all of them.
+@pytest.fixture(params=['project', 'joints', 'custom', 'couplers',
+                        pytest.param('pose2sim', marks=pytest.mark.slow), 'extra'])
 def model_path(request, built_models, project_model_path, extra_osim_paths):
   if request.param == 'project':
     return str(project_model_path)
+  if request.param == 'pose2sim':
+    return request.getfixturevalue('pose2sim_models')
   if request.param == 'extra':
     if not extra_osim_paths:
       pytest.skip('BANET_EXTRA_OSIM_DIR not set')
@@ -81,6 +101,24 @@ def _oracle(path, skel, q, scales=None, enforce_couplers=False):
 def _max_errors(ours, ref):
   return {f: float(np.max(np.abs(np.asarray(getattr(ours, f)) - ref[f]), initial=0.0))
           for f in FIELDS}
+
+
+def test_contact_forces_are_read_past(built_models):
+  """OpenSim writes contact parameters under a C++-scoped element name; ET.parse refuses
+  it, and a model with contact must still load (the force does not move anything)."""
+  path = built_models['joints']
+  with open(path) as f:
+    assert '<HuntCrossleyForce::ContactParametersSet' in f.read()
+  assert load_osim(path).num_bodies == 8
+
+
+def test_published_pose2sim_models_match_opensim(pose2sim_models):
+  for path in pose2sim_models:
+    skel, info, q, scales = _case(path)
+    assert skel.coordinate_names == tuple(info['names'])
+    assert skel.marker_names == tuple(info['marker_names'])
+    errors = _max_errors(_jit_fk(path, False)(q, scales), _oracle(path, skel, q, scales))
+    assert max(errors.values()) < TOLERANCE, (path, errors)
 
 
 def test_metadata_matches_opensim(model_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from xml.parsers import expat
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -67,10 +68,31 @@ def load_osim(path: str | os.PathLike) -> Skeleton:
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such OpenSim model file')
   try:
-    root = ET.parse(path).getroot()
-  except ET.ParseError as e:
+    root = _parse_xml(path)
+  except expat.ExpatError as e:
     raise OsimError(path, 'XML', f'malformed XML ({e})') from None
   return _Parser(path, root).build()
+
+
+def _parse_xml(path: str) -> ET.Element:
+  """The file's element tree, read as OpenSim reads it: without XML namespaces.
+
+  OpenSim names nested classes with C++ scope, e.g. `<HuntCrossleyForce::
+  ContactParametersSet>` in every model with contact forces that OpenSim 4 writes.
+  That is a well-formed XML 1.0 name but not a namespace-valid one, and
+  `ET.parse` (expat with namespace processing) refuses it as an invalid token.
+  Expat without namespace processing reads it, and builds the same ElementTree
+  elements.
+  """
+  builder = ET.TreeBuilder()
+  parser = expat.ParserCreate()  # no namespace_separator: names are kept verbatim
+  parser.StartElementHandler = builder.start
+  parser.EndElementHandler = builder.end
+  parser.CharacterDataHandler = builder.data
+  parser.buffer_text = True
+  with open(path, 'rb') as f:
+    parser.ParseFile(f)
+  return builder.close()
 
 
 def _describe(elem) -> str:
