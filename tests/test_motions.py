@@ -219,6 +219,8 @@ def test_start_at_origin_facing_forward(clips, skel):
     q = m.coordinates
     assert q[0, skel.coordinate_index('pelvis_tx')] == 0.0, name
     assert q[0, skel.coordinate_index('pelvis_tz')] == 0.0, name
+    if name == 'turning':  # turns up to 330 deg, centred on +x (turning.py docstring;
+      continue             # tests/test_motions_turning_kneeling.py checks that)
     assert abs(q[:, skel.coordinate_index('pelvis_rotation')]).max() < np.radians(60), name
 
 

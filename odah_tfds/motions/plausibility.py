@@ -66,6 +66,11 @@ LIMITS = {
     'jumping': dict(_DEFAULT, max_speed=1500.0, max_accel=100000.0),
     # One foot flat and static, the other in the air: the standing families' limits.
     'balance': dict(_DEFAULT),
+    # Feet flat and static between steps, swings lifted: the standing families' limits.
+    'turning': dict(_DEFAULT),
+    # The kneeling leg's foot stands on its toes with the heel up (as the lunge's rear
+    # foot: few-mm IK residuals, the sole lifted) before it turns over: the lunge's limits.
+    'kneeling': dict(_DEFAULT, max_accel=30000.0, float_height=0.010, slide_mean=0.02),
 }
 
 

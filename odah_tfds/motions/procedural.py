@@ -3,13 +3,13 @@
     from odah_tfds.motions import sample_motion, sample_any, FAMILIES
     m = sample_motion('walking', rng=0, duration=4.0)        # Motion, 60 fps
     m = sample_any(np.random.default_rng(1), num_frames=240)  # a random ODAH 1 family
-    m = sample_any(2, families=list(FAMILIES), num_frames=240)  # any of all 14
+    m = sample_any(2, families=list(FAMILIES), num_frames=240)  # any of all 16
 
 `FAMILIES` holds every family; `ODAH_1_FAMILIES` the 13 of the first ODAH release, in
 their registry order. "All families" (`families=None` in `sample_any` and in the
 dataset generator's configs) means ODAH_1_FAMILIES, so that adding a family does not
 change which family an existing config draws for a seed; a config that wants a newer
-family (`balance`) names it.
+family (`balance`, `turning`, `kneeling`) names it.
 
 Every clip is made for one subject (the project model, optionally scaled by `scales`
 (B, 3)): its root translation comes from the skeleton's forward kinematics so that
@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from odah_tfds.motions import balance, curves, gait, kinematics
+from odah_tfds.motions import balance, curves, gait, kinematics, kneeling, turning
 from odah_tfds.motions import families as builders
 from odah_tfds.motions.base import Motion
 
@@ -80,6 +80,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     # Added after ODAH 1: not in ODAH_1_FAMILIES, so not drawn by families=None.
     Family('balance', 'single-leg balance (one-leg stance, arms out, corrections)',
            balance.sample_balance, balance.make_balance, (3.0, 7.0)),
+    Family('turning', 'turning in place by step turns, 90-330 degrees',
+           turning.sample_turning, turning.make_turning, (4.0, 9.0)),
+    Family('kneeling', 'going down to half-kneeling, holding, rising',
+           kneeling.sample_kneeling, kneeling.make_kneeling, (5.0, 10.0)),
 ]}
 
 # The 13 families of the first ODAH release, in registry order: what "all families"
@@ -180,7 +184,7 @@ def sample_motion(family: str, rng, fps: float = 60.0, num_frames: int | None = 
       build_seconds=float(time.perf_counter() - start),
       rng_state=rng_state)
   for key in ('takeoff_speed', 'jump_height', 'step_length', 'landing_s', 'time_offset_s',
-              'switch_at_s'):
+              'switch_at_s', 'clip_turn_deg', 'knee_height_m'):
     if key in info:
       record[key] = float(info[key])
   if 'single_stance_frames' in info:  # [first, end) frames on one leg, support 0 = right
