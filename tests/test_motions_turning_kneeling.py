@@ -19,16 +19,23 @@ def skel():
   return kinematics.default_skeleton()
 
 
-def _full_frames(module, family, seed, fps=60.0):
-  """Frames of a clip that shows the whole sequence of `family` for `seed` (the
-  params are sampled after the clip length only when no length is given)."""
-  rng = np.random.default_rng(seed)
-  params = getattr(module, f'sample_{family}')(rng)
+_MODULES = {'turning': turning, 'kneeling': kneeling}
+
+
+def _sampled_sequence(family, seed):
+  """(params, nominal length of the whole sequence in seconds) of `family` for `seed`."""
+  params = getattr(_MODULES[family], f'sample_{family}')(np.random.default_rng(seed))
   if family == 'turning':
     _, nominal = turning._plan(params)  # pylint: disable=protected-access
   else:
     nominal = kneeling._times(params)[-1]  # pylint: disable=protected-access
-  return int(np.ceil((nominal + 0.3) * fps))
+  return params, nominal
+
+
+def _full_frames(family, seed, fps=60.0):
+  """Frames of a clip that shows the whole sequence of `family` for `seed` (the
+  params are sampled after the clip length only when no length is given)."""
+  return int(np.ceil((_sampled_sequence(family, seed)[1] + 0.3) * fps))
 
 
 def _yaw(r):
@@ -45,7 +52,7 @@ def test_registered_after_balance_not_in_odah_1():
 
 @pytest.fixture(scope='module')
 def turning_clips(skel):
-  return [sample_motion('turning', seed, num_frames=_full_frames(turning, 'turning', seed),
+  return [sample_motion('turning', seed, num_frames=_full_frames('turning', seed),
                         skeleton=skel) for seed in (0, 1)]
 
 
@@ -86,23 +93,24 @@ def test_turning_turns_by_the_sampled_angle(turning_clips, skel):
     assert lifts[0][1] == (1 if p['turn_deg'] > 0 else 0)
 
 
-def test_turning_is_deterministic_and_windows_short_clips(skel):
-  a = sample_motion('turning', 3, num_frames=32, skeleton=skel)
-  b = sample_motion('turning', 3, num_frames=32, skeleton=skel)
-  c = sample_motion('turning', 4, num_frames=32, skeleton=skel)
+@pytest.mark.parametrize('family', ['turning', 'kneeling'])
+def test_deterministic_and_windows_short_clips(skel, family):
+  a = sample_motion(family, 3, num_frames=32, skeleton=skel)
+  b = sample_motion(family, 3, num_frames=32, skeleton=skel)
+  c = sample_motion(family, 4, num_frames=32, skeleton=skel)
   assert np.array_equal(a.coordinates, b.coordinates)
   assert dict(a.params, build_seconds=0) == dict(b.params, build_seconds=0)
   assert not np.allclose(a.coordinates, c.coordinates)
   # A 32-frame clip is a window of the sequence placed by `window`.
-  params = turning.sample_turning(np.random.default_rng(3))
-  _, nominal = turning._plan(params)  # pylint: disable=protected-access
+  params, nominal = _sampled_sequence(family, 3)
   assert a.params['time_offset_s'] == pytest.approx(params['window'] * (nominal - 32 / 60.0))
-  assert abs(a.params['clip_turn_deg']) <= abs(a.params['turn_deg']) + 1e-9
+  if family == 'turning':
+    assert abs(a.params['clip_turn_deg']) <= abs(a.params['turn_deg']) + 1e-9
 
 
 @pytest.fixture(scope='module')
 def kneeling_clips(skel):
-  return [sample_motion('kneeling', seed, num_frames=_full_frames(kneeling, 'kneeling', seed),
+  return [sample_motion('kneeling', seed, num_frames=_full_frames('kneeling', seed),
                         skeleton=skel) for seed in (0, 1)]
 
 
@@ -146,14 +154,3 @@ def test_kneeling_knee_on_the_floor_during_the_hold(kneeling_clips, skel):
     assert dorsum[:, 1].min() > -0.003
   assert sides == {0, 1}  # seeds 0 and 1 kneel on different legs
 
-
-def test_kneeling_is_deterministic_and_windows_short_clips(skel):
-  a = sample_motion('kneeling', 3, num_frames=32, skeleton=skel)
-  b = sample_motion('kneeling', 3, num_frames=32, skeleton=skel)
-  c = sample_motion('kneeling', 4, num_frames=32, skeleton=skel)
-  assert np.array_equal(a.coordinates, b.coordinates)
-  assert dict(a.params, build_seconds=0) == dict(b.params, build_seconds=0)
-  assert not np.allclose(a.coordinates, c.coordinates)
-  params = kneeling.sample_kneeling(np.random.default_rng(3))
-  nominal = kneeling._times(params)[-1]  # pylint: disable=protected-access
-  assert a.params['time_offset_s'] == pytest.approx(params['window'] * (nominal - 32 / 60.0))
