@@ -44,7 +44,7 @@ def pose2sim_models():
   """The .osim files of the pose2sim wheel (OpenSim_Setup/), fetched from PyPI."""
   from banet_jax.capture import demo
   try:
-    folder = demo.demo_capture_dir().parents[0] / 'OpenSim_Setup'
+    folder = demo.demo_capture_dir().parent / 'OpenSim_Setup'
   except demo.DemoFetchError as e:
     pytest.skip(f'the package registry cannot be reached: {e}')
   paths = sorted(str(p) for p in folder.glob('*.osim'))
