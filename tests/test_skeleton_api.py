@@ -20,6 +20,11 @@ from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
 
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _compile_fast(fast_compile):  # every batch shape compiles FK again; each runs once
+  del fast_compile
+
+
 @pytest.fixture(autouse=True)
 def _float64():
   """These tests compare in float64; x64 is switched on for them only."""
