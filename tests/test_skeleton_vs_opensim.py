@@ -23,6 +23,11 @@ import osim_test_models as test_models
 
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _compile_fast(fast_compile):  # a few poses per compiled program
+  del fast_compile
+
+
 @pytest.fixture(autouse=True)
 def _float64():
   """These tests compare in float64; x64 is switched on for them only."""
