@@ -111,8 +111,7 @@ _FOREFOOT = (2, 3, 4, 5)  # sole points under the metatarsal heads and toes
 _LEG_NAMES = ('hip_flexion', 'hip_adduction', 'hip_rotation', 'knee_angle', 'ankle_angle')
 
 
-def _u(rng, lo, hi) -> float:
-  return float(rng.uniform(lo, hi))
+_u = fam._u  # a uniform float in [lo, hi)
 
 
 def _sample_posture(rng, kind: str) -> dict:

@@ -78,8 +78,7 @@ TOP_KNEE_DEG = 20.0  # knees in the split stance before and after
 TOP_HEEL_RISE_DEG = 50.0  # rear heel rise assumed for the split stance's height
 
 
-def _u(rng, lo, hi) -> float:
-  return float(rng.uniform(lo, hi))
+_u = fam._u  # a uniform float in [lo, hi)
 
 
 def sample_kneeling(rng) -> dict:

@@ -57,8 +57,7 @@ ARM_STYLES = ('swing', 'relaxed')
 ARM_PROBABILITY = (0.6, 0.4)
 
 
-def _u(rng, lo, hi) -> float:
-  return float(rng.uniform(lo, hi))
+_u = fam._u  # a uniform float in [lo, hi)
 
 
 def sample_turning(rng) -> dict:
@@ -98,10 +97,6 @@ def _plan(params: dict):
   return steps, now + 0.3
 
 
-def _ry(a):
-  return kinematics.rot_y(a)
-
-
 def make_turning(ctx: fam.Context, params: dict):
   """Turning in place by step turns; see the module docstring."""
   geom, num = ctx.geom, ctx.num_frames
@@ -132,7 +127,8 @@ def make_turning(ctx: fam.Context, params: dict):
     support = 1 - side
     h_sup = np.radians(current[support])
     current[side] = new
-    sup_xz = (centre + _ry(h_sup) @ (p_home[support] - centre))[[0, 2]] - centre[[0, 2]]
+    sup = centre + kinematics.rot_y(h_sup) @ (p_home[support] - centre)
+    sup_xz = (sup - centre)[[0, 2]]
     over = params['shift_fraction'] * sup_xz
     shift_t += [t0 - params['shift_s'] + 1e-3, t0, t0 + 0.3 * (t1 - t0), t1 + 0.25]
     shift_v += [shift_v[-1], over, over, np.zeros(2)]
@@ -146,7 +142,7 @@ def make_turning(ctx: fam.Context, params: dict):
   # Foot targets: the home poses turned about the vertical axis through the centre;
   # the swinging foot pitched toes-down about its toe tip and lifted.
   rad = np.radians(heading)
-  rot = _ry(rad)  # (T, 2, 3, 3)
+  rot = kinematics.rot_y(rad)  # (T, 2, 3, 3)
   tr = rot @ r_home[None]
   tp = centre + np.einsum('tsij,sj->tsi', rot, p_home - centre)
   for f in (0, 1):
@@ -177,11 +173,11 @@ def make_turning(ctx: fam.Context, params: dict):
   # list and rotation (noise) in the body's own frame.
   it, il, ir = (ctx.index(n) for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation'))
   local = kinematics.pelvis_matrix(*np.radians(deg[:, [it, il, ir]]).T)
-  world = _ry(np.radians(body - centre_deg)) @ local
+  world = kinematics.rot_y(np.radians(body - centre_deg)) @ local
   tilt, lst, yaw = kinematics.pelvis_angles(world)
   deg[:, it], deg[:, il], deg[:, ir] = np.degrees(tilt), np.degrees(lst), np.degrees(yaw)
   # The whole scene turned by -centre_deg so that the pelvis heading is centred.
-  turn_all = _ry(np.radians(-centre_deg))
+  turn_all = kinematics.rot_y(np.radians(-centre_deg))
   tr = turn_all @ tr
   tp = np.einsum('ij,tsj->tsi', turn_all, tp - centre) + centre
   shift3 = np.stack([shift[:, 0], np.zeros(num), shift[:, 1]], -1) @ turn_all.T
