@@ -7,7 +7,9 @@ Sources. A source is any random-access sequence of ODAH examples (dicts followin
     `--file_format=array_record`). No TensorFlow is imported.
   * `open_source('synthetic', ...)`: `banet_jax.synthetic.SyntheticClips` (no files).
   * any Python sequence of example dicts (tests).
-Every clip of a source must have the same number of frames T (ODAH: fixed per config).
+Every clip of a source must have the same number of frames T (ODAH: fixed per config), and
+its labels must be in the network's OpenSim model: `ClipReader` compares the model the
+dataset records (`source_model`) with the network's and refuses another one.
 
 Items. Stage 1 trains on FRAMES: item k is frame k % T of clip k // T. Stage 2 trains on
 CHUNKS of `chunk_length` L frames: for each clip, non-overlapping windows starting at
@@ -55,6 +57,7 @@ from PIL import Image
 from banet_jax import augment as augment_lib
 from banet_jax.model.outputs import OutputLayout
 from banet_jax.model.sampling import POINT_ORDERS, sample_visual_hull_points
+from banet_jax.skeleton import Skeleton, check_same_model
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -102,7 +105,7 @@ def open_tfds_source(dataset: str, split: str, data_dir: str | None = None):
                      f"'odah/tiny', 'odah/lab:1.1.0'), got {dataset!r}")
   name, config = full.split('/')
   data_dir = data_dir or default_data_dir()
-  build = f'tfds build odah_tfds/{name} --config={config} --file_format=array_record'
+  build = f'tfds build {name} --config={config} --file_format=array_record'
   root = pathlib.Path(data_dir) / name / config
   versions = sorted((p for p in root.glob('*') if (p / 'dataset_info.json').is_file()),
                     key=_version_key) if root.is_dir() else []
@@ -114,7 +117,8 @@ def open_tfds_source(dataset: str, split: str, data_dir: str | None = None):
                                  f'(built: {", ".join(built)})')
   if not versions:
     raise DatasetNotFoundError(
-        f'dataset {dataset} not found in {data_dir}: build it with `{build}`')
+        f'dataset {dataset} not found in {data_dir}: build it with `{build}` from the '
+        'checkout root (elsewhere add --imports=odah_tfds.odah)')
   folder = versions[-1]
   # Shards are named '<name>-<split>.<format>-NNNNN-of-NNNNN'.
   formats = collections.defaultdict(set)
@@ -163,6 +167,7 @@ class ClipReader:
     self._cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
     self._cache_size = max(int(cache_size), 1)
     self._lock = threading.Lock()
+    check_source_model(source, layout.skeleton)
     first = self.clip(0)
     self.num_views, self.frames = first['crops'].shape[:2]
     self.crop_size = first['crops'].shape[2]
@@ -210,6 +215,33 @@ class ClipReader:
       raise ValueError(f'example {index} has {t} frames, {s}px crops and {v} views; example 0 '
                        f'has {self.frames}, {self.crop_size}px, {self.num_views}: every clip of '
                        'a source must have the same sizes')
+
+
+def source_model(source: Sequence) -> tuple[dict | None, str]:
+  """(what a source records of the OpenSim model its labels are in, a description of it).
+
+  A TFDS dataset built since the builder records it (`metadata.json`, 'osim': a
+  `Skeleton.identity()` with the file's sha256) gives that; an older build gives the
+  coordinate and body names of its first example; a source that holds neither (synthetic
+  clips, made from the network's own layout; test sequences) gives None.
+  """
+  info = getattr(source, 'dataset_info', None)
+  what = (f'dataset {info.full_name}' if info is not None else f'source {type(source).__name__}')
+  if info is not None and info.metadata and 'osim' in info.metadata:
+    return dict(info.metadata['osim']), what
+  example = source[0] if len(source) else {}
+  if isinstance(example, dict) and 'coordinate_names' in example and 'body_names' in example:
+    names = lambda key: [n.decode() if isinstance(n, bytes) else str(n) for n in example[key]]
+    return ({'coordinate_names': names('coordinate_names'), 'body_names': names('body_names')},
+            what)
+  return None, what
+
+
+def check_source_model(source: Sequence, skel: Skeleton) -> None:
+  """Raises `ModelMismatchError` when `source`'s labels are in another model than `skel`."""
+  recorded, what = source_model(source)
+  if recorded is not None:
+    check_same_model(recorded, skel, what)
 
 
 # ----------------------------------------------------------------------- the transform

@@ -212,27 +212,29 @@ def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def evaluate_checkpoint(checkpoint: str, dataset: str, split: str, out_dir: str | pathlib.Path,
-                        data_dir: str | None = None, max_clips: int = 0, plot_clips: int = 3,
-                        export_clips: int = 3, baseline_split: str = 'train',
-                        log=print) -> dict:
+def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path, *,
+                        dataset: str | None = None, data_dir: str | None = None,
+                        max_clips: int = 0, plot_clips: int = 3, export_clips: int = 3,
+                        baseline_split: str = 'train', log=print) -> dict:
   """Metrics of a trained BANet on a split, next to the mean-pose baseline.
 
-  Writes into `out_dir`: metrics.json, metrics.md (the table), coordinate_errors.png,
-  curves_<clip>.png for `plot_clips` clips, and exports/<clip>.{mot,trc,osim} (the
-  prediction as OpenSim files) for `export_clips` clips. Returns the results dict.
+  The data are the run's (`TrainConfig.data`), with `dataset` / `data_dir` over them where
+  given (`DataConfig.override`). Writes into `out_dir`: metrics.json, metrics.md (the
+  table), coordinate_errors.png, curves_<clip>.png for `plot_clips` clips, and
+  exports/<clip>.{mot,trc,osim} (the prediction as OpenSim files) for `export_clips` clips.
+  Returns the results dict.
   """
-  from banet_jax import data  # pylint: disable=g-import-not-at-top
   from banet_jax import export  # pylint: disable=g-import-not-at-top
   from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
 
   out_dir = pathlib.Path(out_dir)
   predictor = Predictor.restore(checkpoint)
   layout = predictor.layout
-  config = predictor.train_config
-  open_split = lambda name: data.open_source(
-      dataset, name, data_dir, layout=layout, synthetic_clips=config.synthetic_clips,
-      synthetic_frames=config.synthetic_frames, synthetic_crop_size=config.synthetic_crop_size)
+  data_config = predictor.train_config.data.override(dataset, data_dir)
+  dataset = data_config.dataset
+  open_split = lambda name: data_config.open(name, layout)
+  log(f'[eval] {data_config.describe()}, split {split}; baseline: the mean pose of '
+      f'{baseline_split}')
   # The baseline: the training split's mean pose and scales.
   train = open_split(baseline_split)
   train_coords = np.concatenate([np.asarray(train[i]['coordinates']) for i in range(len(train))])

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from banet_jax import opensim_io
-from banet_jax.skeleton import forward_kinematics, load_osim
+from banet_jax.skeleton import forward_kinematics, load_osim, models
 
 
 def scale_osim(generic_model: str | os.PathLike, body_names: Sequence[str], scales,
@@ -80,8 +80,7 @@ def export_clip(out_dir: str | os.PathLike, clip_id: str, coordinates, scales, f
   Returns:
     {'mot': path, 'trc': path, 'osim': path}.
   """
-  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
-  model_path = str(model_path or DEFAULT_MODEL_PATH)
+  model_path = str(models.model_path(model_path))
   skel = load_osim(model_path)
   coordinates = np.asarray(coordinates, np.float64)
   scales = np.asarray(scales, np.float64)

@@ -32,6 +32,7 @@ import numpy as np
 from banet_jax import checkpoints, released
 from banet_jax import data
 from banet_jax.model.banet import BANet
+from banet_jax.run_config import TrainConfig, check_run_model
 from banet_jax.model.outputs import decode
 
 INPUT_FEATURES = ('crops', 'masks', 'crop_meta', 'camera_K', 'camera_R', 'camera_t')
@@ -66,7 +67,6 @@ class Predictor:
     """From a training workdir (latest checkpoint), a `checkpoints/<step>` folder or a
     release folder (`banet_jax.released`); None, 'default' or a release name: a shipped
     model (`released.DEFAULT_MODEL` by default)."""
-    from banet_jax.train import TrainConfig  # pylint: disable=g-import-not-at-top
     path = released.resolve(path)
     if released.is_release(path):
       params, config_json, info = released.load_release(path)
@@ -75,8 +75,9 @@ class Predictor:
       state, config_json, step = checkpoints.load(path)
       params, info = state['params'], None
     config = TrainConfig.from_json(config_json)
-    predictor = cls(BANet.create(config.model_config()), params, config.stage,
-                    seed=config.seed, **kwargs)
+    net = BANet.create(config.model_config())
+    check_run_model(config_json, net.layout.skeleton, f'the model in {path}')
+    predictor = cls(net, params, config.stage, seed=config.seed, **kwargs)
     predictor.step, predictor.train_config, predictor.release = step, config, info
     return predictor
 

@@ -192,7 +192,7 @@ def read_mot(path: str | os.PathLike, rotational=None) -> tuple[np.ndarray, list
       file (columns named like its coordinates are converted when the motion type
       is Rotational; other columns are kept), a {name: bool} dict, or a (C,) bool
       sequence aligned with the file's columns. None: the project model
-      (`banet_jax.skeleton.models.DEFAULT_MODEL_PATH`).
+      (`banet_jax.skeleton.models.project_skeleton()`).
 
   Returns:
     times (T,), column names (C,), values (T, C) in radians / metres.
@@ -223,11 +223,8 @@ def read_mot(path: str | os.PathLike, rotational=None) -> tuple[np.ndarray, list
 
 def _rotational_columns(names: list[str], rotational, path: str) -> np.ndarray:
   if rotational is None or isinstance(rotational, (str, os.PathLike)):
-    from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
-    if rotational is None:
-      from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
-      rotational = DEFAULT_MODEL_PATH
-    rotational = load_osim(rotational)
+    from banet_jax.skeleton.models import load_model  # pylint: disable=g-import-not-at-top
+    rotational = load_model(rotational)
   if hasattr(rotational, 'coordinate_names') and hasattr(rotational, 'rotational'):
     lookup = dict(zip(rotational.coordinate_names, np.asarray(rotational.rotational)))
     return np.array([bool(lookup.get(n, False)) for n in names])

@@ -1,7 +1,11 @@
-"""BANet training: configuration, optimiser, data-parallel steps and the loop.
+"""BANet training: optimiser, data-parallel steps and the loop.
 
-    from banet_jax.train import TrainConfig, train_and_evaluate
+    from banet_jax.run_config import TrainConfig
+    from banet_jax.train import train_and_evaluate
     train_and_evaluate(TrainConfig(dataset='synthetic', num_steps=10), '/tmp/run')
+
+The run's configuration (`TrainConfig`, its data, what checkpoints record) is defined in
+`banet_jax.run_config`.
 
 Stage 1 trains `BANetFrame` on two-view frames; stage 2 trains `BANetSequence` on
 chunks, starting its 'frame' parameters from a stage-1 checkpoint (`init_from`) and, as
@@ -24,7 +28,8 @@ loads its slice of each global batch.
 
 The loop (`train_and_evaluate`) resumes from the latest checkpoint of the workdir
 (state and input iterator, so the resumed run is the uninterrupted one), refuses a
-workdir whose checkpoint has an incompatible config, saves every `checkpoint_every`
+workdir whose checkpoint has an incompatible config or was trained with another OpenSim
+model (`run_config.check_run_model`; data of another model are refused by the reader), saves every `checkpoint_every`
 steps and on SIGTERM (then returns cleanly), stops on a non-finite loss or gradient
 without saving it, and logs to `metrics.jsonl`, TensorBoard and stdout.
 """
@@ -40,7 +45,7 @@ import pathlib
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,12 +57,10 @@ from banet_jax import checkpoints as ckpt_lib
 from banet_jax import data
 from banet_jax import losses
 from banet_jax.metric_writers import MetricWriter
-from banet_jax.model.banet import BANet, BANetConfig, get_config
+from banet_jax.model.banet import BANet
 from banet_jax.model.outputs import decode
+from banet_jax.run_config import OSIM_KEY, TrainConfig, check_run_model, run_record
 
-# Official stage-2 freezing: the encoder and its heads (frozen, resp. in no parameter
-# group) and `to_one_scales` (in no parameter group either, so never updated).
-STAGE2_FROZEN = ('frame/image_filter', 'frame/heads', 'to_one_scales')
 # Model fields that must agree between a stage-1 checkpoint and a stage-2 run.
 _TEMPORAL_FIELDS = ('chunk_length', 'temporal_dim', 'temporal_blocks', 'temporal_heads',
                     'ffn_expansion_factor', 'compute_dtype')
@@ -73,120 +76,6 @@ class NonFiniteError(TrainingError):
 
 class IncompatibleCheckpointError(TrainingError):
   """The workdir (or init_from) holds a checkpoint of an incompatible configuration."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  """Everything that defines a run (stored as JSON with every checkpoint)."""
-
-  # Data: 'odah/<config>' (TFDS, array_record) or 'synthetic'.
-  dataset: str = 'odah/tiny'
-  data_dir: str | None = None
-  train_split: str = 'train'
-  eval_split: str = 'validation'
-  synthetic_clips: int = 8
-  synthetic_frames: int = 32
-  synthetic_crop_size: int = 64
-  data_threads: int = 2
-  prefetch: int = 4
-  clip_cache: int = 16
-  # Training-time degradations toward real video (banet_jax.augment.PRESETS: 'none',
-  # 'real'); validation batches are never degraded.
-  augment: str = 'none'
-  # Model: a preset of banet_jax.model.banet plus field overrides.
-  stage: int = 1
-  preset: str = 'tiny'
-  model_overrides: dict = dataclasses.field(default_factory=dict)
-  # Optimisation (official: Adam(0.5, 0.999), 5e-5 constant then cosine to 1e-7).
-  batch_size: int = 8
-  num_steps: int = 1000
-  learning_rate: float = 5e-5
-  constant_steps: int | None = None  # None: constant for the whole run
-  decay_steps: int = 0
-  final_learning_rate: float = 1e-7
-  b1: float = 0.5
-  b2: float = 0.999
-  grad_clip_norm: float = 0.0  # 0: no clipping
-  # Loss-term weights by term name ('angle', 'point', ...); unset terms keep the
-  # official weights of losses.LossConfig.
-  loss_weights: dict = dataclasses.field(default_factory=dict)
-  freeze: str = 'auto'  # 'auto' (stage 2: STAGE2_FROZEN), 'none', or comma-separated prefixes
-  init_from: str | None = None  # stage-1 workdir/checkpoint whose 'frame' parameters to load
-  # Parallelism.
-  parallelism: str = 'jit'  # 'jit' or 'pmap'
-  multihost: bool = False
-  # Checkpoints, logs, evaluation.
-  checkpoint_every: int = 500
-  keep_checkpoints: int = 3
-  log_every: int = 50
-  eval_every: int = 0  # 0: no periodic validation
-  eval_batches: int = 8
-  seed: int = 0
-  # Test hook: multiply the images of this step's batch (1-based) by NaN.
-  nan_at_step: int = 0
-
-  def __post_init__(self):
-    problems = []
-    if self.stage not in (1, 2):
-      problems.append(f'stage must be 1 or 2, got {self.stage}')
-    if self.parallelism not in ('jit', 'pmap'):
-      problems.append(f"parallelism must be 'jit' or 'pmap', got {self.parallelism!r}")
-    for name in ('batch_size', 'num_steps', 'checkpoint_every', 'keep_checkpoints',
-                 'log_every', 'eval_batches'):
-      if getattr(self, name) < 1:
-        problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
-    for name in ('learning_rate', 'b2'):
-      if not getattr(self, name) > 0:
-        problems.append(f'{name} must be > 0, got {getattr(self, name)}')
-    if not 0 <= self.b1 < 1 or not 0 < self.b2 < 1:
-      problems.append(f'b1, b2 must be in [0, 1), got {self.b1}, {self.b2}')
-    if self.decay_steps < 0 or self.eval_every < 0 or self.grad_clip_norm < 0 or self.seed < 0:
-      problems.append('decay_steps, eval_every, grad_clip_norm and seed must be >= 0')
-    if problems:
-      raise ValueError('invalid training config: ' + '; '.join(problems))
-    self.model_config()  # validates the preset and overrides
-    self.loss_config()  # validates the loss weights
-
-  def model_config(self) -> BANetConfig:
-    fields = {f.name: f for f in dataclasses.fields(BANetConfig)}
-    unknown = sorted(set(self.model_overrides) - set(fields))
-    if unknown:
-      raise ValueError(f'unknown model fields {unknown}; known: {sorted(fields)}')
-    # JSON turns tuples into lists.
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_overrides.items()}
-    return get_config(self.preset, **overrides)
-
-  def loss_config(self) -> losses.LossConfig:
-    terms = [f.name[:-len('_weight')] for f in dataclasses.fields(losses.LossConfig)
-             if f.name.endswith('_weight')]
-    unknown = sorted(set(self.loss_weights) - set(terms))
-    if unknown:
-      raise ValueError(f'unknown loss terms {unknown}; known: {terms}')
-    weights = {}
-    for term, value in self.loss_weights.items():
-      if (isinstance(value, bool) or not isinstance(value, (int, float))
-          or not 0 <= value < float('inf')):
-        raise ValueError(f'loss weight {term}={value!r} must be a finite number >= 0')
-      weights[f'{term}_weight'] = float(value)
-    return losses.LossConfig(**weights)
-
-  def frozen_prefixes(self) -> tuple[str, ...]:
-    if self.freeze == 'auto':
-      return STAGE2_FROZEN if self.stage == 2 else ()
-    if self.freeze in ('none', ''):
-      return ()
-    return tuple(p.strip().strip('/') for p in self.freeze.split(',') if p.strip())
-
-  def to_json(self) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(self)))
-
-  @classmethod
-  def from_json(cls, values: dict[str, Any]) -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in known})
-
-  def replace(self, **changes) -> TrainConfig:
-    return dataclasses.replace(self, **changes)
 
 
 # --------------------------------------------------------------------------- optimiser
@@ -410,7 +299,7 @@ def check_resumable(saved: dict, config: TrainConfig, where: str) -> list[str]:
         f'{where} holds a checkpoint of an incompatible configuration ({"; ".join(bad)}). '
         'It was left untouched: use a new --workdir for this configuration, or the saved '
         'configuration to resume.')
-  return _differences(saved, config.to_json())
+  return _differences({k: v for k, v in saved.items() if k != OSIM_KEY}, config.to_json())
 
 
 def load_frame_params(path: str, task: Task):
@@ -418,7 +307,9 @@ def load_frame_params(path: str, task: Task):
   folder, step = ckpt_lib.resolve(path)
   source = ckpt_lib.Checkpoints(folder, read_only=True)
   try:
-    saved = TrainConfig.from_json(source.read_config(step))
+    record = source.read_config(step)
+    check_run_model(record, task.net.layout.skeleton, f'init_from {folder / str(step)}')
+    saved = TrainConfig.from_json(record)
     mine, theirs = (dataclasses.asdict(c.model_config()) for c in (task.config, saved))
     bad = [f'{k}: {theirs[k]!r} (checkpoint) vs {mine[k]!r}' for k in mine
            if k not in _TEMPORAL_FIELDS and json.dumps(mine[k]) != json.dumps(theirs[k])]
@@ -479,10 +370,7 @@ def pipeline_config(config: TrainConfig, task: Task) -> data.PipelineConfig:
 
 
 def _open(config: TrainConfig, task: Task, split: str):
-  return data.open_source(config.dataset, split, config.data_dir, layout=task.net.layout,
-                          synthetic_clips=config.synthetic_clips,
-                          synthetic_frames=config.synthetic_frames,
-                          synthetic_crop_size=config.synthetic_crop_size)
+  return config.data.open(split, task.net.layout)
 
 
 def evaluate(parallel: Parallel, eval_fn, params, dataset, max_batches: int) -> dict:
@@ -528,7 +416,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | pathlib.Path, *,
 def _train(config, workdir, task, ckpts, train_source, eval_source) -> dict:
   latest = ckpts.latest_step()
   if latest is not None:  # checked before anything in the workdir is written
-    changed = check_resumable(ckpts.read_config(latest), config, str(workdir))
+    saved = ckpts.read_config(latest)
+    changed = check_resumable(saved, config, str(workdir))
+    check_run_model(saved, task.net.layout.skeleton, f'checkpoint {latest} in {workdir}')
     _print(f'resuming from checkpoint {latest} in {ckpts.directory}'
            + (f'; changed settings: {", ".join(changed)}' if changed else ''))
   parallel = Parallel(config.parallelism, config.batch_size)
@@ -560,7 +450,8 @@ def _train(config, workdir, task, ckpts, train_source, eval_source) -> dict:
     start = 0
 
   if jax.process_index() == 0:  # only once the checkpoint (if any) has been restored
-    (workdir / 'config.json').write_text(json.dumps(config.to_json(), indent=2) + '\n')
+    record = run_record(config, task.net.layout.skeleton)
+    (workdir / 'config.json').write_text(json.dumps(record, indent=2) + '\n')
   eval_fn, eval_ds = None, None
   if config.eval_every:
     eval_src = eval_source if eval_source is not None else _open(config, task, config.eval_split)
@@ -570,7 +461,7 @@ def _train(config, workdir, task, ckpts, train_source, eval_source) -> dict:
     eval_fn = parallel.compile_eval(task)
   step_fn = parallel.compile_train(task)
   writer = MetricWriter(workdir, latest, enabled=jax.process_index() == 0)
-  config_json = config.to_json()
+  config_json = run_record(config, task.net.layout.skeleton)
   summary = {'step': start, 'stopped_by': None, 'metrics': {}}
   sums, count = collections.defaultdict(float), 0
   t_start = t_last = time.perf_counter()

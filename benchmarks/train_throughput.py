@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from banet_jax import data
+from banet_jax import run_config
 from banet_jax import train
 from launch import train as train_launcher
 
@@ -61,7 +62,7 @@ def _peak_memory_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def measure(config: train.TrainConfig) -> dict:
+def measure(config: run_config.TrainConfig) -> dict:
   task = train.Task(config)
   parallel = train.Parallel(config.parallelism, config.batch_size)
   state = parallel.init(task.init_state, jax.random.key(0), None)
@@ -83,7 +84,7 @@ def measure(config: train.TrainConfig) -> dict:
               memory_gib=_peak_memory_gib())
 
 
-def pipeline_rate(config: train.TrainConfig) -> float:
+def pipeline_rate(config: run_config.TrainConfig) -> float:
   """Batches/s of the host input pipeline on synthetic clips (clip generation excluded)."""
   task = train.Task(config)
   source = data.open_source('synthetic', 'train', layout=task.net.layout,

@@ -40,23 +40,19 @@ def main(argv):
   try:
     path = released.resolve(_CHECKPOINT.value)
     if released.is_release(path):  # a shipped model: never write into the package
-      run_config = released.load_release(path)[1]
       default_out = pathlib.Path('outputs') / f'eval_{path.name}_{_SPLIT.value}'
     else:
-      folder, step = checkpoints.resolve(path)
-      run_config = checkpoints.Checkpoints(folder, read_only=True).read_config(step)
+      checkpoints.resolve(path)  # a clear error before anything else when there is none
       default_out = path / f'eval_{_SPLIT.value}'
-    dataset = _DATASET.value or run_config['dataset']
-    data_dir = _DATA_DIR.value or run_config.get('data_dir')
     out_dir = pathlib.Path(_OUT_DIR.value or default_out)
     results = evaluation.evaluate_checkpoint(
-        str(path), dataset, _SPLIT.value, out_dir, data_dir=data_dir,
+        str(path), _SPLIT.value, out_dir, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
         max_clips=_MAX_CLIPS.value, plot_clips=_PLOT_CLIPS.value,
         export_clips=_EXPORT_CLIPS.value)
   except (checkpoints.CheckpointError, released.ReleaseError, data.DatasetNotFoundError,
           ValueError) as e:
     sys.exit(f'error: {e}')
-  print(f'\n{dataset} {_SPLIT.value}, checkpoint step {results["BANet"]["checkpoint_step"]}:\n')
+  print(f'\n{_SPLIT.value} split, checkpoint step {results["BANet"]["checkpoint_step"]}:\n')
   print((out_dir / 'metrics.md').read_text())
   print(f'written to {out_dir}')
 

@@ -77,18 +77,14 @@ _QCA_DISTORTION = flags.DEFINE_float(
 
 def _clips(predictor):
   """(clip_id, clip dict, fps) to predict."""
-  from banet_jax import data, inference  # pylint: disable=g-import-not-at-top
+  from banet_jax import inference  # pylint: disable=g-import-not-at-top
   if _INPUT.value:
     frames = inference.load_frames_npz(_INPUT.value)
     clip = inference.clip_from_frames(frames, predictor.net.config.image_size)
     yield pathlib.Path(_INPUT.value).stem, clip, float(frames['fps'])
     return
-  config = predictor.train_config
-  source = data.open_source(_DATASET.value or config.dataset, _SPLIT.value,
-                            _DATA_DIR.value or config.data_dir, layout=predictor.layout,
-                            synthetic_clips=config.synthetic_clips,
-                            synthetic_frames=config.synthetic_frames,
-                            synthetic_crop_size=config.synthetic_crop_size)
+  data_config = predictor.train_config.data.override(_DATASET.value, _DATA_DIR.value)
+  source = data_config.open(_SPLIT.value, predictor.layout)
   count = len(source) if _MAX_CLIPS.value <= 0 else min(_MAX_CLIPS.value, len(source))
   for i in range(count):
     clip = source[i]

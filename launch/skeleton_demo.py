@@ -110,11 +110,6 @@ class DemoResult:
   png_path: str
 
 
-def _default_model_path() -> str:
-  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
-  return str(DEFAULT_MODEL_PATH)
-
-
 def _is_translation(skel, index: int) -> bool:
   return skel.coordinate_motion_types[index] == "translational"
 
@@ -264,9 +259,10 @@ def run_demo(model_path: str | None = None, out_dir: str = os.path.join("outputs
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from banet_jax.skeleton import forward_kinematics, load_osim  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton.models import model_path as resolve_model  # pylint: disable=g-import-not-at-top
 
   say = print if verbose else (lambda *a, **k: None)
-  model_path = str(model_path or _default_model_path())
+  model_path = str(resolve_model(model_path))
   skel = load_osim(model_path)
   names = tuple(skel.coordinate_names)
   say(f"model: {model_path}")

@@ -12,6 +12,7 @@ checkpoints/<step>/, metrics.jsonl, tensorboard/, config.json. See banet_jax/tra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -21,102 +22,71 @@ from absl import flags
 from absl import logging
 import jax
 
-from banet_jax import augment
 from banet_jax import checkpoints
 from banet_jax import data
+from banet_jax import run_config
 from banet_jax import train
-from banet_jax.model.banet import COMPUTE_DTYPES, POINT_ORDERS, PRESETS
+from banet_jax.model.banet import COMPUTE_DTYPES, POINT_ORDERS
 
 # XLA options that cut CPU compile time ~2.5x for ~20 % slower steps (tests, smoke runs).
 _FAST_COMPILE_XLA_FLAGS = ('--xla_backend_optimization_level=0 '
                            '--xla_llvm_disable_expensive_passes=true')
 
 
+# BANetConfig fields with flags of their own (None: the preset's value); every other model
+# field goes through --model_override.
+_MODEL_FLAGS = {
+    'image_size': 'Override the preset crop size (data are resized to it).',
+    'num_points': 'Override the preset number of query points.',
+    'point_order': "Override the preset query-point order: 'random' (official) or 'height' "
+                   '(sorted by world height).',
+    'chunk_length': 'Override the preset chunk length (multiple of 8).',
+    'compute_dtype': 'Override the preset compute dtype.',
+}
+_MODEL_FLAG_CHOICES = {'point_order': list(POINT_ORDERS), 'compute_dtype': sorted(COMPUTE_DTYPES)}
+# TrainConfig fields set through repeated NAME=VALUE flags instead of one flag each.
+_MAPPING_FIELDS = {'model_overrides': 'model_override', 'loss_weights': 'loss_weight'}
+
+
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-  """Registers the training flags on `fv` (tests use a fresh FlagValues)."""
-  d = train.TrainConfig()
-  s, i, f, b, e = (flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_float,
-                   flags.DEFINE_bool, flags.DEFINE_enum)
-  s('workdir', None, 'Checkpoints, logs and config of the run (resumed if it has any).',
-    flag_values=fv)
-  # Data.
-  s('dataset', d.dataset, "'odah/<config>' (TFDS, built with --file_format=array_record) or "
-    "'synthetic' (generated stick figures; no files).", flag_values=fv)
-  s('data_dir', None, 'TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).',
-    flag_values=fv)
-  s('train_split', d.train_split, 'Training split.', flag_values=fv)
-  s('eval_split', d.eval_split, 'Validation split (used when --eval_every > 0).', flag_values=fv)
-  i('synthetic_clips', d.synthetic_clips, 'Clips per split of --dataset=synthetic.',
-    flag_values=fv)
-  i('synthetic_frames', d.synthetic_frames, 'Frames per synthetic clip.', flag_values=fv)
-  i('synthetic_crop_size', d.synthetic_crop_size, 'Crop size of synthetic clips.',
-    flag_values=fv)
-  i('data_threads', d.data_threads, 'Input-pipeline threads (grain).', flag_values=fv)
-  i('prefetch', d.prefetch, 'Batches prefetched by the input pipeline.', flag_values=fv)
-  i('clip_cache', d.clip_cache, 'Decoded clips kept in memory by the input pipeline.',
-    flag_values=fv)
-  e('augment', d.augment, sorted(augment.PRESETS), "Training-time degradations toward real "
-    "video (banet_jax/augment.py): 'real' (segmenter-like masks, exposure, noise, blur, "
-    "JPEG) or 'none'.", flag_values=fv)
-  # Model.
-  i('stage', d.stage, '1: per-frame model; 2: temporal model on chunks.', flag_values=fv)
-  e('preset', d.preset, sorted(PRESETS), 'Network sizes (banet_jax/model/banet.py).',
-    flag_values=fv)
-  i('image_size', None, 'Override the preset crop size (data are resized to it).',
-    flag_values=fv)
-  i('num_points', None, 'Override the preset number of query points.', flag_values=fv)
-  e('point_order', None, list(POINT_ORDERS), "Override the preset query-point order: "
-    "'random' (official) or 'height' (sorted by world height).", flag_values=fv)
-  i('chunk_length', None, 'Override the preset chunk length (multiple of 8).', flag_values=fv)
-  e('compute_dtype', None, sorted(COMPUTE_DTYPES), 'Override the preset compute dtype.',
-    flag_values=fv)
+  """Registers the training flags on `fv` (tests use a fresh FlagValues).
+
+  One flag per `run_config.TrainConfig` field, with the field's default and the help text
+  of its metadata, so a setting is defined once; plus --workdir, the JAX runtime options,
+  and the model and loss-weight overrides.
+  """
+  flags.DEFINE_string('workdir', None, 'Checkpoints, logs and config of the run (resumed if it '
+                      'has any).', flag_values=fv)
+  for field in dataclasses.fields(run_config.TrainConfig):
+    if field.name in _MAPPING_FIELDS:
+      continue
+    help_text, choices = field.metadata['help'], field.metadata.get('choices')
+    kind = field.type.split('|')[0].strip()  # 'int | None' -> 'int' (annotations are strings)
+    if choices:
+      flags.DEFINE_enum(field.name, field.default, list(choices), help_text, flag_values=fv)
+    else:
+      define = {'str': flags.DEFINE_string, 'int': flags.DEFINE_integer,
+                'float': flags.DEFINE_float, 'bool': flags.DEFINE_bool}[kind]
+      define(field.name, field.default, help_text, flag_values=fv)
+  for name, help_text in _MODEL_FLAGS.items():
+    if name in _MODEL_FLAG_CHOICES:
+      flags.DEFINE_enum(name, None, _MODEL_FLAG_CHOICES[name], help_text, flag_values=fv)
+    else:
+      flags.DEFINE_integer(name, None, help_text, flag_values=fv)
   flags.DEFINE_multi_string('model_override', [], 'Any BANetConfig field, NAME=VALUE (JSON '
                             'value, e.g. num_stacks=1 or stem_widths=[8,16]).', flag_values=fv)
-  # Optimisation.
-  i('batch_size', d.batch_size, 'Global batch: frames (stage 1) or chunks (stage 2).',
-    flag_values=fv)
-  i('num_steps', d.num_steps, 'Training steps.', flag_values=fv)
-  f('learning_rate', d.learning_rate, 'Adam learning rate.', flag_values=fv)
-  i('constant_steps', None, 'Steps at the full learning rate before the cosine decay '
-    '(default: all).', flag_values=fv)
-  i('decay_steps', d.decay_steps, 'Steps of cosine decay (0: constant learning rate).',
-    flag_values=fv)
-  f('final_learning_rate', d.final_learning_rate, 'Learning rate at the end of the decay.',
-    flag_values=fv)
-  f('b1', d.b1, 'Adam beta1 (official 0.5).', flag_values=fv)
-  f('b2', d.b2, 'Adam beta2.', flag_values=fv)
-  f('grad_clip_norm', d.grad_clip_norm, 'Global-norm gradient clipping (0: off).',
-    flag_values=fv)
   flags.DEFINE_multi_string('loss_weight', [], 'Weight of a loss term, TERM=VALUE (angle, '
                             'scale, point, range, reprojection, velocity, acceleration, '
                             'scale_smoothness; official: 1, 1, 100, 1, then 0).',
                             flag_values=fv)
-  s('freeze', d.freeze, "'auto' (stage 2: encoder, heads, to_one_scales, as the official "
-    "code), 'none', or comma-separated parameter path prefixes.", flag_values=fv)
-  s('init_from', None, 'Stage-1 workdir or checkpoint to initialise the frame model from.',
-    flag_values=fv)
-  # Parallelism and runtime.
-  e('parallelism', d.parallelism, ['jit', 'pmap'], "Data parallelism: 'jit' (Mesh + "
-    "NamedSharding) or 'pmap'.", flag_values=fv)
-  b('multihost', d.multihost, 'Call jax.distributed.initialize() (multi-host runs).',
-    flag_values=fv)
-  s('jax_cache_dir', '~/.cache/banet_jax/jax', "Persistent JAX compilation cache ('' to "
-    'disable); the skeleton layer takes tens of seconds to compile on CPU.', flag_values=fv)
-  b('cpu_fast_compile', False, 'Lower XLA optimisation levels: compiles ~2.5x faster, steps '
-    'run ~20 % slower (tests and smoke runs).', flag_values=fv)
-  # Checkpoints and logs.
-  i('checkpoint_every', d.checkpoint_every, 'Steps between checkpoints.', flag_values=fv)
-  i('keep_checkpoints', d.keep_checkpoints, 'Checkpoints kept.', flag_values=fv)
-  i('log_every', d.log_every, 'Steps between metric lines (means over the interval).',
-    flag_values=fv)
-  i('eval_every', d.eval_every, 'Steps between validation losses (0: never).', flag_values=fv)
-  i('eval_batches', d.eval_batches, 'Validation batches per evaluation.', flag_values=fv)
-  i('seed', d.seed, 'Parameter initialisation, shuffling and query points.', flag_values=fv)
-  i('nan_at_step', d.nan_at_step, 'Test hook: poison the images of this step (1-based) with '
-    'NaN to exercise the non-finite guard (0: off).', flag_values=fv)
+  flags.DEFINE_string('jax_cache_dir', '~/.cache/banet_jax/jax', "Persistent JAX compilation "
+                      "cache ('' to disable); the skeleton layer takes tens of seconds to "
+                      'compile on CPU.', flag_values=fv)
+  flags.DEFINE_bool('cpu_fast_compile', False, 'Lower XLA optimisation levels: compiles ~2.5x '
+                    'faster, steps run ~20 % slower (tests and smoke runs).', flag_values=fv)
 
 
-def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> train.TrainConfig:
+def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> run_config.TrainConfig:
   """The TrainConfig the parsed flags describe (ValueError on bad values)."""
   overrides = {}
   for item in fv.model_override:
@@ -127,7 +97,7 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> train.TrainConfig:
       overrides[name.strip()] = json.loads(value)
     except json.JSONDecodeError:
       overrides[name.strip()] = value
-  for name in ('image_size', 'num_points', 'point_order', 'chunk_length', 'compute_dtype'):
+  for name in _MODEL_FLAGS:
     if fv[name].value is not None:
       overrides[name] = fv[name].value
   weights = {}
@@ -137,10 +107,9 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> train.TrainConfig:
       weights[name.strip()] = float(value)
     except ValueError:
       raise ValueError(f'--loss_weight expects TERM=NUMBER, got {item!r}') from None
-  fields = {f for f in train.TrainConfig.__dataclass_fields__
-            if f not in ('model_overrides', 'loss_weights')}
-  values = {name: fv[name].value for name in fields}
-  return train.TrainConfig(model_overrides=overrides, loss_weights=weights, **values)
+  values = {f.name: fv[f.name].value for f in dataclasses.fields(run_config.TrainConfig)
+            if f.name not in _MAPPING_FIELDS}
+  return run_config.TrainConfig(model_overrides=overrides, loss_weights=weights, **values)
 
 
 def configure_jax(fv: flags.FlagValues = flags.FLAGS) -> None:

@@ -21,8 +21,7 @@ def generate_subject_examples(index: int, config: generate.GenerationConfig,
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   if not _POOL:
     _POOL.append(workers.WorkerPool(1))
-  result = _POOL[0].call('odah_tfds.generate:generate_subject', config, index, manual,
-                         backgrounds)
+  result = _POOL[0].call(generate.generate_subject, config, index, manual, backgrounds)
   beam.metrics.Metrics.counter('odah', 'clips').inc(len(result['examples']))
   beam.metrics.Metrics.counter('odah', 'rejected_clips').inc(len(result['rejected']))
   beam.metrics.Metrics.counter('odah', 'frames').inc(result['frames'])

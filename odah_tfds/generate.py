@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from banet_jax.skeleton import Skeleton
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds import schema
 
 SPLITS = ('train', 'validation', 'test')
@@ -124,12 +126,19 @@ class GenerationConfig:
     return range(start, start + self.subjects[SPLITS.index(split)])
 
   def dims(self) -> schema.Dims:
-    from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
-    from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
-    skel = load_osim(DEFAULT_MODEL_PATH)
+    skel = label_model()
     return schema.Dims(frames=self.clip_frames, crop_size=self.crop_size,
                        coordinates=len(skel.coordinate_names), bodies=len(skel.body_names),
                        joints=len(skel.joint_names), markers=len(skel.marker_names))
+
+
+def label_model() -> Skeleton:
+  """The OpenSim model ODAH's labels are in: the project model (`banet_fullbody.osim`).
+
+  Every subject is scaled from it and every clip's IK runs on its scaled copy; the builder
+  records its `identity()` in the dataset's metadata.
+  """
+  return project_skeleton()
 
 
 def background_folder(manual_dir: pathlib.Path | None) -> str | None:
@@ -245,10 +254,6 @@ def _renderer(image_size: tuple[int, int]):
   return _RESOURCES[key]
 
 
-def _json(value) -> str:
-  return json.dumps(value, sort_keys=True, default=lambda v: np.asarray(v).tolist())
-
-
 def _render(config: GenerationConfig, subject, clip, rng: np.random.Generator,
             background_dir: str | None) -> tuple[dict, dict]:
   """Both views of a clip; returns (render arrays, appearance record)."""
@@ -282,34 +287,9 @@ def _render(config: GenerationConfig, subject, clip, rng: np.random.Generator,
                                 f'person in every frame ({last_error})')
 
 
-def _example(config, subject, clip, arrays: dict, appearance: dict) -> dict:
-  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
-  skel = load_osim(subject.scaling.scaled_model_path)
-  shape = subject.shape
-  shape_dict = dataclasses.asdict(shape) if dataclasses.is_dataclass(shape) else dict(shape)
-  params = {k: v for k, v in clip.motion.params.items() if not k.endswith('seconds')}
-  example = {
-      'clip_id': clip.clip_id,
-      'subject_id': subject.subject_id,
-      'body_backend': subject.body.name,
-      'body_shape_json': _json(shape_dict),
-      'stature': np.float32(subject.stature),
-      'mass': np.float32(subject.mass),
-      'motion_family': clip.motion.family,
-      'motion_params_json': _json(params),
-      'appearance_json': _json(appearance),
-      'fps': np.float32(clip.motion.fps),
-      'coordinate_names': np.array(skel.coordinate_names),
-      'coordinates': clip.coordinates.astype(np.float32),
-      'body_names': np.array(skel.body_names),
-      'scales': np.asarray(subject.scaling.scale_factors, np.float32),
-      'points': clip.points.astype(np.float32),
-      'marker_names': np.array(clip.frames.marker_names),
-      'markers': clip.frames.markers.astype(np.float32),
-      'ik_marker_errors': clip.marker_errors.astype(np.float32),
-      'ik_rms': clip.rms.astype(np.float32),
-      'ik_flagged': np.asarray(clip.flagged, bool),
-  }
+def _example(config, record: dict, arrays: dict, appearance_json: str) -> dict:
+  """The ODAH example: the clip's labels (`labels.clip_record`), its appearance and views."""
+  example = dict(record, appearance_json=appearance_json)
   example.update({k: arrays[k] for k in ('crops', 'masks', 'crop_meta', 'image_size',
                                          'camera_K', 'camera_R', 'camera_t', 'joints_2d')})
   schema.check_example(example, config.dims())
@@ -386,7 +366,8 @@ def generate_subject(config: GenerationConfig, subject_index: int,
         continue
       finally:
         seconds['render'] += time.perf_counter() - tick
-      examples.append((clip_id, _example(config, subject, clip, arrays, look)))
+      examples.append((clip_id, _example(config, labels.clip_record(subject, clip), arrays,
+                                         labels.json_text(look))))
   if len(examples) < config.clips_per_subject:
     logging.warning('ODAH: subject %s has %d of %d clips (%d rejected)', sid, len(examples),
                     config.clips_per_subject, len(rejected))

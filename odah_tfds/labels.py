@@ -118,7 +118,7 @@ class SubjectLabels:
 
 @dataclasses.dataclass
 class ClipLabels:
-  """One clip's ground truth (see `clip_record` for the stored form)."""
+  """One clip's ground truth (see `clip_record` for the stored form, one for every record)."""
 
   clip_id: str
   motion: motion_lib.Motion
@@ -423,48 +423,70 @@ def make_source_clip(subject: SubjectLabels, clip_id: str, source, rng: np.rando
   return make_clip(subject, clip_id, source, rng, config)
 
 
-def clip_record(subject: SubjectLabels, clip: ClipLabels) -> dict[str, np.ndarray]:
-  """The stored per-clip record (arrays; strings as 0-d unicode arrays, JSON for dicts)."""
-  skel = load_osim(subject.scaling.scaled_model_path)
-  frames = clip.frames
+def json_text(value) -> str:
+  """The JSON of a record's `*_json` fields: sorted keys, arrays as lists."""
+  return json.dumps(value, sort_keys=True, default=lambda v: np.asarray(v).tolist())
+
+
+def clip_record(subject: SubjectLabels, clip: ClipLabels) -> dict[str, Any]:
+  """A clip's labels as every stored record holds them: `odah_tfds.schema`'s names, dtypes
+  and encodings (strings as str, JSON through `json_text`, arrays float32).
+
+  One format for one clip: the ODAH example (`generate`) is this record plus its
+  appearance and rendered views, and `make_subjects`' `<clip>.npz` is this record plus
+  `clip_extras`. Motion timings are left out: they vary run to run, records must not
+  (same seed, identical record).
+  """
+  skel = load_osim(subject.scaling.scaled_model_path)  # parsed once per subject (cached)
   shape = subject.shape
   shape_dict = dataclasses.asdict(shape) if dataclasses.is_dataclass(shape) else dict(shape)
+  params = {k: v for k, v in clip.motion.params.items() if not k.endswith('seconds')}
+  return {
+      'clip_id': clip.clip_id,
+      'subject_id': subject.subject_id,
+      'body_backend': subject.body.name,
+      'body_shape_json': json_text(shape_dict),
+      'stature': np.float32(subject.stature),
+      'mass': np.float32(subject.mass),
+      'motion_family': clip.motion.family,
+      'motion_params_json': json_text(params),
+      'fps': np.float32(clip.motion.fps),
+      'coordinate_names': np.array(skel.coordinate_names),
+      'coordinates': clip.coordinates.astype(np.float32),
+      'body_names': np.array(skel.body_names),
+      'scales': np.asarray(subject.scaling.scale_factors, np.float32),
+      'points': clip.points.astype(np.float32),
+      'marker_names': np.array(clip.frames.marker_names),
+      'markers': clip.frames.markers.astype(np.float32),
+      'ik_marker_errors': clip.marker_errors.astype(np.float32),
+      'ik_rms': clip.rms.astype(np.float32),
+      'ik_flagged': np.asarray(clip.flagged, bool),
+  }
+
+
+def clip_extras(subject: SubjectLabels, clip: ClipLabels) -> dict[str, np.ndarray]:
+  """What `<clip>.npz` holds beyond `clip_record`: the mesh, times, the driving motion,
+  the scaled model, point names, the model's markers at the IK solution and the body
+  model's native poses (`native_*`)."""
+  skel = load_osim(subject.scaling.scaled_model_path)
+  frames = clip.frames
   native = frames.native_poses
   native_dict = (dataclasses.asdict(native) if dataclasses.is_dataclass(native)
                  else {'native_poses': native})
-  record = {
-      'clip_id': np.array(clip.clip_id),
-      'subject_id': np.array(subject.subject_id),
-      'body_backend': np.array(subject.body.name),
-      'body_shape_json': np.array(json.dumps(shape_dict, default=float)),
+  extras = {
       'faces': np.asarray(frames.faces, np.int32),
       'root_translation': np.asarray(frames.root_translation, np.float32),
-      'fps': np.array(clip.motion.fps),
       'times': np.arange(len(clip.coordinates)) / clip.motion.fps,
-      'motion_family': np.array(clip.motion.family),
-      # Timings vary run to run; records must not (same seed, identical record).
-      'motion_params_json': np.array(json.dumps(
-          {k: v for k, v in clip.motion.params.items() if not k.endswith('seconds')})),
       'motion_coordinates': np.asarray(clip.motion.coordinates),
-      'coordinate_names': np.array(skel.coordinate_names),
-      'coordinates': clip.coordinates,
-      'body_names': np.array(skel.body_names),
-      'scales': subject.scaling.scale_factors,
       'scaled_model_osim': np.array(pathlib.Path(subject.scaling.scaled_model_path).read_text()),
       'point_names': np.array([f'com_{b}' for b in skel.body_names]
                               + [f'joint_{j}' for j in skel.joint_names]),
-      'points': clip.points.astype(np.float32),
-      'marker_names': np.array(frames.marker_names),
-      'virtual_markers': frames.markers.astype(np.float32),
       'model_markers': clip.model_markers.astype(np.float32),
-      'ik_marker_errors': clip.marker_errors.astype(np.float32),
-      'ik_rms': clip.rms.astype(np.float32),
-      'ik_flagged': clip.flagged,
   }
   for key, value in native_dict.items():
     if isinstance(value, np.ndarray):
-      record[f'native_{key}'] = value.astype(np.float32)
-  return record
+      extras[f'native_{key}'] = value.astype(np.float32)
+  return extras
 
 
 def write_clip_files(subject: SubjectLabels, clip: ClipLabels, out_dir: pathlib.Path) -> dict:
@@ -476,7 +498,7 @@ def write_clip_files(subject: SubjectLabels, clip: ClipLabels, out_dir: pathlib.
   paths = {'npz': out_dir / f'{clip.clip_id}.npz', 'mot': out_dir / f'{clip.clip_id}.mot',
            'trc': out_dir / f'{clip.clip_id}.trc'}
   tmp = paths['npz'].with_suffix('.tmp.npz')
-  np.savez_compressed(tmp, **clip_record(subject, clip))
+  np.savez_compressed(tmp, **clip_record(subject, clip), **clip_extras(subject, clip))
   tmp.replace(paths['npz'])  # never leave a half-written record behind
   opensim_io.write_mot(paths['mot'], times, skel.coordinate_names, clip.coordinates,
                        in_degrees=True, rotational_mask=skel.rotational)

@@ -7,7 +7,8 @@ r"""Generate ODAH subjects, their motions and OpenSim ground truth (ODAH part 1)
 For every subject S it writes, under --out:
   S/S.osim              the project model scaled to S by OpenSim's ScaleTool (with the
                         set-up XML, the scale set and the static trial .trc beside it)
-  S/<clip>.npz          the clip record (see `odah_tfds.labels.clip_record`)
+  S/<clip>.npz          the clip record (`odah_tfds.labels.clip_record`, the fields of an ODAH
+                        example, plus `clip_extras`)
   S/<clip>.mot          IK coordinates (degrees, `inDegrees=yes`), for OpenSim
   S/<clip>.trc          the virtual markers from the mesh
   S/<clip>.png          (--plot) mesh with the IK-fitted skeleton, front and side

@@ -16,8 +16,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 from matplotlib.collections import LineCollection, PolyCollection  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top,wrong-import-position
-from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top,wrong-import-position
+from banet_jax.skeleton.models import load_model  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # (horizontal axis, its sign, vertical axis) of each view.
 VIEWS = {'front': (2, -1.0, 1), 'side': (0, 1.0, 1)}
@@ -56,10 +55,11 @@ def _draw(ax, view, vertices, faces, joints, bones, model_markers, virtual_marke
   ax.set_yticks([])
 
 
-def plot_clip(clip, path: pathlib.Path, frames=None, model_path: str = DEFAULT_MODEL_PATH):
+def plot_clip(clip, path: pathlib.Path, frames=None, model_path: str | None = None):
   """Write a PNG: for a few frames of `clip` (an `odah_tfds.labels.ClipLabels`), the mesh
-  with the fitted joint centres, bones and markers, front and side."""
-  skel = load_osim(model_path)
+  with the fitted joint centres, bones and markers, front and side (model_path: the
+  labels' model, default the project model)."""
+  skel = load_model(model_path)
   bones = _bones(skel)
   t = len(clip.coordinates)
   frames = frames if frames is not None else sorted({0, t // 2, t - 1})

@@ -3,7 +3,7 @@
 # defaults (anny bodies, procedural motions, the project OpenSim model; nothing licensed):
 #   1. the skeleton demo: the project model in a few textbook postures
 #      (outputs/skeleton_demo/postures.png);
-#   2. `tfds build odah_tfds/odah --config=small` (array_record, so tfds.data_source reads it)
+#   2. `tfds build odah --config=small` (array_record, so tfds.data_source reads it)
 #      into $TFDS_DATA_DIR (default ~/tensorflow_datasets); skipped by TFDS when already built;
 #   3. a contact sheet of the built data: both views with the joint centres drawn on
 #      (outputs/odah_<config>_contact_sheet.png);
@@ -32,8 +32,8 @@ SECONDS=0
 echo "[main] 1/5 skeleton demo: $PY -m launch.skeleton_demo"
 "$PY" -m launch.skeleton_demo --out_dir=outputs/skeleton_demo
 
-echo "[main] 2/5 dataset: tfds build odah_tfds/odah --config=$CONFIG --data_dir=$DATA_DIR --file_format=array_record"
-"$ROOT/.venv/bin/tfds" build odah_tfds/odah --config="$CONFIG" --data_dir="$DATA_DIR" \
+echo "[main] 2/5 dataset: tfds build odah --config=$CONFIG --data_dir=$DATA_DIR --file_format=array_record"
+"$ROOT/.venv/bin/tfds" build odah --config="$CONFIG" --data_dir="$DATA_DIR" \
   --file_format=array_record
 
 echo "[main] 3/5 contact sheet: outputs/odah_${CONFIG}_contact_sheet.png"

@@ -11,8 +11,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.body import anny_body as ab
-from odah_tfds.body import base
 from odah_tfds.body import markers as mk
 
 
@@ -23,7 +23,7 @@ def body():
 
 @pytest.fixture(scope='module')
 def skel():
-  return base.project_skeleton()
+  return project_skeleton()
 
 
 @pytest.fixture(scope='module')

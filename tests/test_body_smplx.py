@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.body import base
 from odah_tfds.body import markers as mk
 from odah_tfds.body import retarget as rt
@@ -33,7 +34,7 @@ def body(model_dir):
 
 @pytest.fixture(scope='module')
 def skel():
-  return base.project_skeleton()
+  return project_skeleton()
 
 
 def markers_of(frames, k=0):

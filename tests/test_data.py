@@ -6,6 +6,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from banet_jax import data
 from banet_jax import geometry
 from banet_jax.model.banet import BANet, get_config
+from banet_jax.skeleton import ModelMismatchError
 from banet_jax.synthetic import SyntheticClips
 from odah_tfds import schema
 
@@ -233,12 +235,42 @@ def test_clips_that_do_not_fit_are_rejected(net, clips):
     data.train_batches(clips, net.layout, _config(batch_size=64))
 
 
+class _RecordedSource(list):
+  """A list of examples with a TFDS-like `dataset_info` whose metadata records a model."""
+
+  def __init__(self, examples, osim):
+    super().__init__(examples)
+    self.dataset_info = types.SimpleNamespace(full_name='odah/fake/1.0.0',
+                                              metadata={'osim': osim})
+
+
+def test_sources_labelled_with_another_model_are_refused(net, clips, tmp_path):
+  skel = net.layout.skeleton
+  # A dataset that records the network's model (its file's sha256) is read.
+  assert data.ClipReader(_RecordedSource(clips, skel.identity()), net.layout).frames == T
+  # Same names, other file content: only the recorded sha256 can tell.
+  edited = dict(skel.identity(), sha256='0' * 64)
+  with pytest.raises(ModelMismatchError, match=r'dataset odah/fake/1.0.0 was made with the '
+                     r'OpenSim model banet_fullbody.osim \(sha256 000000000000\).*same names, '
+                     r'other file content'):
+    data.ClipReader(_RecordedSource(clips, edited), net.layout)
+  # A build without the record (before it existed): the names of its first example.
+  text = pathlib.Path(skel.source).read_text().replace('hip_flexion_r', 'hip_flex_r')
+  (tmp_path / 'renamed.osim').write_text(text)
+  other = BANet.create(get_config('tiny', image_size=S, num_points=N,
+                                  model_path=str(tmp_path / 'renamed.osim')))
+  with pytest.raises(ModelMismatchError, match=r"records by names only.*renamed.osim.*"
+                     r"coordinate_names differ \('hip_flexion_r' vs 'hip_flex_r'\)"):
+    data.ClipReader(clips, other.layout)
+
+
 def test_missing_or_tfrecord_only_dataset_errors(tmp_path):
   with pytest.raises(data.DatasetNotFoundError) as error:
     data.open_source('odah/tiny', 'train', str(tmp_path))
   assert str(error.value) == (
       f'dataset odah/tiny not found in {tmp_path}: build it with '
-      '`tfds build odah_tfds/odah --config=tiny --file_format=array_record`')
+      '`tfds build odah --config=tiny --file_format=array_record` from the checkout root '
+      '(elsewhere add --imports=odah_tfds.odah)')
   version = tmp_path / 'odah' / 'tiny' / '1.0.0'
   version.mkdir(parents=True)
   (version / 'dataset_info.json').write_text('{}')
@@ -268,10 +300,12 @@ def test_missing_or_tfrecord_only_dataset_errors(tmp_path):
 
 _TFDS_SCRIPT = """
 import sys
+import types
 import numpy as np
 import tensorflow_datasets as tfds
 from banet_jax import data
 from banet_jax.model.banet import BANet, get_config
+from banet_jax.skeleton import ModelMismatchError
 from banet_jax.synthetic import SyntheticClips
 from odah_tfds import generate, schema
 from odah_tfds.odah import odah_dataset_builder

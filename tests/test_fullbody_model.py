@@ -18,7 +18,7 @@ import pytest
 
 osim = pytest.importorskip('opensim')
 
-from banet_jax.skeleton.models import DEFAULT_MODEL_PATH, default_model_path  # noqa: E402
+from banet_jax.skeleton.models import DEFAULT_MODEL_PATH, model_path  # noqa: E402
 from banet_jax.skeleton.models import build_fullbody  # noqa: E402
 from banet_jax.skeleton.models import fullbody_table as table  # noqa: E402
 
@@ -126,7 +126,8 @@ def _names(object_set):
 # ---------------------------------------------------------------------------------
 
 def test_default_model_path():
-  assert default_model_path() == DEFAULT_MODEL_PATH
+  assert model_path(None) == model_path('') == DEFAULT_MODEL_PATH
+  assert model_path('x.osim').name == 'x.osim'
   assert DEFAULT_MODEL_PATH.name == 'banet_fullbody.osim'
   assert DEFAULT_MODEL_PATH.is_file()
 

@@ -37,7 +37,7 @@ def test_writes_records_and_opensim_files(run_dir):
   assert record['coordinates'].shape == (t, 39)
   assert record['scales'].shape == (22, 3)
   assert record['points'].shape == (t, 44, 3)
-  assert record['virtual_markers'].shape == record['model_markers'].shape == (t, 63, 3)
+  assert record['markers'].shape == record['model_markers'].shape == (t, 63, 3)
   assert record['ik_marker_errors'].shape == (t, 63)
   assert record['faces'].ndim == 2 and record['faces'].shape[1] == 3
   assert str(record['motion_family']) == 'squat'
@@ -46,7 +46,7 @@ def test_writes_records_and_opensim_files(run_dir):
   assert str(record['body_backend'])
   assert np.all(np.isfinite(record['coordinates']))
   # Labels are consistent: the scaled model's markers sit where the mesh's are.
-  rms = np.sqrt(np.mean(np.sum((record['model_markers'] - record['virtual_markers']) ** 2,
+  rms = np.sqrt(np.mean(np.sum((record['model_markers'] - record['markers']) ** 2,
                                axis=-1), axis=-1))
   np.testing.assert_allclose(rms, record['ik_rms'], atol=2e-3)
   # OpenSim reads everything written.

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from banet_jax.skeleton import load_osim
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.motions import (FAMILIES, LIMITS, Motion, balance, curves, kinematics, measure,
                                sample_any, sample_motion, violations)
 from odah_tfds.motions import plausibility, procedural
@@ -27,7 +28,7 @@ GROUNDED = ('walking', 'running', 'squat', 'lunge', 'sit_to_stand', 'stepping',
 
 @pytest.fixture(scope='module')
 def skel():
-  return kinematics.default_skeleton()
+  return project_skeleton()
 
 
 @pytest.fixture(scope='module')
@@ -278,12 +279,16 @@ def test_scaled_subject_is_planted(skel):
     assert plain['float_height'] > 0.03  # the unscaled model would float: scales matter
 
 
-def test_fk_is_compiled_once(clips, skel, project_model_path):
+def test_fk_is_compiled_once(clips, skel, project_model_path, tmp_path):
   del clips  # sampled above with clips of several lengths
   sample_motion('stepping', 9, num_frames=37, skeleton=skel)
-  # A fresh load of the same model file reuses the compiled FK.
-  again = load_osim(project_model_path)
-  assert again is not skel
+  # Reloading the file returns the cached skeleton; a copy of it elsewhere is another
+  # object of equal content, and reuses the compiled FK.
+  assert load_osim(project_model_path) is skel
+  copy = tmp_path / 'copy.osim'
+  copy.write_bytes(project_model_path.read_bytes())
+  again = load_osim(copy)
+  assert again is not skel and again == skel and again.source == str(copy)
   sample_motion('squat', 9, num_frames=23, skeleton=again)
   assert kinematics.fk_compile_count(skel) == 1
   assert kinematics.fk_compile_count(again) == 1

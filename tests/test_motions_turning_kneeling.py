@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.motions import FAMILIES, kinematics, kneeling, sample_motion, turning
 from odah_tfds.motions.procedural import ODAH_1_FAMILIES
 
 
 @pytest.fixture(scope='module')
 def skel():
-  return kinematics.default_skeleton()
+  return project_skeleton()
 
 
 _MODULES = {'turning': turning, 'kneeling': kneeling}

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds import generate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -99,10 +100,11 @@ def test_tfds_dataset_builder_testcase():
 
 
 def test_tfds_build_cli_array_record_reads_back(tmp_path):
-  """The README's command form, array_record output, read back with tfds.data_source;
-  user backgrounds from --manual_dir (dummy_data/: two images and a text file)."""
+  """The user's literal `tfds build odah` from the checkout root (odah.py there), array_record
+  output, read back with tfds.data_source; user backgrounds from --manual_dir (dummy_data/:
+  two images and a text file)."""
   data_dir = tmp_path / 'tfds'
-  out = _run([TFDS, 'build', 'odah_tfds/odah', '--config=smoke', f'--data_dir={data_dir}',
+  out = _run([TFDS, 'build', 'odah', '--config=smoke', f'--data_dir={data_dir}',
               '--file_format=array_record', '--manual_dir=odah_tfds/odah/dummy_data'])
   log = out.stdout + out.stderr
   assert 'odah/smoke test: 1 clips' in log
@@ -113,6 +115,9 @@ def test_tfds_build_cli_array_record_reads_back(tmp_path):
   assert facts['examples'] == 1
   # The projected joint centres land on the rendered person.
   assert facts['joints_inside_mask'] > 0.8, facts
+  # The dataset records the OpenSim model of its labels (banet_jax.data checks it).
+  metadata = json.loads(next(data_dir.glob('odah/smoke/*/metadata.json')).read_text())
+  assert metadata['osim'] == project_skeleton().identity()
 
 
 def test_unknown_config_is_a_clear_error(tmp_path):

@@ -10,6 +10,8 @@ import pytest
 
 from banet_jax import released
 from banet_jax.inference import Predictor
+from banet_jax.skeleton import ModelMismatchError
+from banet_jax.skeleton.models import project_skeleton
 from banet_jax.synthetic import SyntheticClips
 
 
@@ -47,6 +49,17 @@ def test_a_damaged_release_is_refused(smoke_checkpoint, tmp_path):
     released.load_release(out)
 
 
+def test_a_release_of_another_model_is_refused(smoke_checkpoint, tmp_path):
+  out = released.export_release(smoke_checkpoint, tmp_path / 'rel', name='smoke')
+  info = json.loads((out / released.RELEASE_FILE).read_text())
+  assert info['train_config']['osim'] == project_skeleton().identity()  # from the checkpoint
+  info['train_config']['osim']['coordinate_names'][0] = 'pelvis_tip'
+  (out / released.RELEASE_FILE).write_text(json.dumps(info))
+  with pytest.raises(ModelMismatchError, match=r"the model in .*rel was made with .*"
+                     r"coordinate_names differ \('pelvis_tip' vs 'pelvis_tilt'\)"):
+    Predictor.restore(out)
+
+
 def test_the_default_model_is_shipped_and_described():
   folder = released.default_model_path()
   assert released.resolve(None) == folder == released.resolve('default')
@@ -57,6 +70,9 @@ def test_the_default_model_is_shipped_and_described():
   assert size_mb < 8, size_mb  # a few MB, in the repository
   params, config, info = released.load_release(folder)  # checksum verified
   assert config['dataset'].startswith('odah/') and info['step'] > 0
+  # Trained with banet_fullbody.osim as it is today (the file is unchanged since the
+  # project's first commit): the release records that model, and restoring checks it.
+  assert config['osim'] == project_skeleton().identity()
 
 
 def test_the_default_model_predicts_on_the_real_capture(tmp_path):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.body import anny_body as ab
-from odah_tfds.body import base
 from odah_tfds.body import retarget as rt
 
 
 @pytest.fixture(scope='module')
 def skel():
-  return base.project_skeleton()
+  return project_skeleton()
 
 
 def coords(skel, **values):

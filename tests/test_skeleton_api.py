@@ -16,7 +16,8 @@ import pytest
 
 from banet_jax.skeleton import (coordinate_limit_penalty, forward_kinematics, functions,
                                 load_osim)
-from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
+from banet_jax.skeleton.models import DEFAULT_MODEL_PATH, load_model, project_skeleton
+from banet_jax.skeleton.osim_parser import file_sha256
 
 
 
@@ -60,6 +61,47 @@ def test_skeleton_is_immutable_and_describes_the_model():
     skel.body_names = ()
   with pytest.raises(KeyError, match='no coordinate named'):
     skel.coordinate_index('not_a_coordinate')
+
+
+def test_identity_is_the_file_content(tmp_path):
+  """One owner of skeleton identity: load_osim caches by content, skeletons of equal
+  content are equal, share jit compilations, and a changed file is read anew."""
+  skel = _skel()
+  assert load_osim(DEFAULT_MODEL_PATH) is skel  # no second parse
+  assert skel.content_hash == file_sha256(DEFAULT_MODEL_PATH)
+  assert project_skeleton() is skel and load_model(None) is skel
+  copy = tmp_path / 'copy.osim'
+  copy.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
+  again = load_osim(copy)
+  assert again is not skel and again == skel and hash(again) == hash(skel)
+  assert again.source == str(copy)  # errors and exports name the file it came from
+
+  calls = []
+
+  @jax.jit
+  def count(s, q):
+    calls.append(1)  # runs while tracing only
+    return forward_kinematics(s, q).joint_centers
+
+  q = jnp.zeros(skel.num_coordinates)
+  count(skel, q)
+  count(again, q)
+  assert len(calls) == 1  # equal content: one compilation
+
+  changed = tmp_path / 'changed.osim'
+  changed.write_text(DEFAULT_MODEL_PATH.read_text().replace(
+      '<Model name="banet_fullbody">', '<Model name="renamed">', 1))
+  other = load_osim(changed)
+  assert other != skel and other.model_name == 'renamed'
+  count(other, q)
+  assert len(calls) == 2
+
+  derived = skel.derive(clamped=~skel.clamped)
+  assert derived != skel and derived.content_hash != skel.content_hash
+  assert derived == skel.derive(clamped=~skel.clamped)  # the same change: the same identity
+  assert not derived.clamped.flags.writeable
+  with pytest.raises(ValueError, match='read-only'):
+    skel.coordinate_ranges[0, 0] = 0.0  # shared by every holder: never mutated in place
 
 
 @pytest.mark.parametrize('batch', [(), (5,), (2, 3)])

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds import amass_subjects, generate, labels, make_subjects
 from odah_tfds.body import base
 from odah_tfds.body import markers as mk
@@ -44,7 +45,7 @@ def _motion(kind: str, fps: float = 120.0, frames: int = 80, heading_deg: float 
   """A smooth project-coordinate motion inside the joint ranges (1 Hz cycles): 'walk'
   (legs and arms swing, the pelvis moves 0.9 m/s along its heading), 'squat', 'reach'."""
   from odah_tfds import motions  # pylint: disable=g-import-not-at-top
-  skel = base.project_skeleton()
+  skel = project_skeleton()
   names = list(skel.coordinate_names)
   t = np.arange(frames) / fps
   w, a = 2 * np.pi * t, np.radians(heading_deg)
@@ -214,12 +215,13 @@ def test_amass_clip_labels_end_to_end(made, manual, subject):
     diff = np.degrees(clip.coordinates[:, i] - truth[:, i])
     assert np.abs(diff).max() < 4.0, (name, diff)
   # The record: the keys of every clip record, SMPL-X's native poses, AMASS provenance.
-  record = labels.clip_record(subject, clip)
-  expected = {'clip_id', 'subject_id', 'body_backend', 'body_shape_json', 'faces',
-              'root_translation', 'fps', 'times', 'motion_family', 'motion_params_json',
-              'motion_coordinates', 'coordinate_names', 'coordinates', 'body_names', 'scales',
-              'scaled_model_osim', 'point_names', 'points', 'marker_names', 'virtual_markers',
-              'model_markers', 'ik_marker_errors', 'ik_rms', 'ik_flagged'}
+  record = {**labels.clip_record(subject, clip), **labels.clip_extras(subject, clip)}
+  expected = {'clip_id', 'subject_id', 'body_backend', 'body_shape_json', 'stature', 'mass',
+              'faces', 'root_translation', 'fps', 'times', 'motion_family',
+              'motion_params_json', 'motion_coordinates', 'coordinate_names', 'coordinates',
+              'body_names', 'scales', 'scaled_model_osim', 'point_names', 'points',
+              'marker_names', 'markers', 'model_markers', 'ik_marker_errors', 'ik_rms',
+              'ik_flagged'}
   native = {'native_' + k for k in ('global_orient', 'body_pose', 'left_hand_pose',
                                     'right_hand_pose', 'jaw_pose', 'leye_pose', 'reye_pose',
                                     'transl')}
@@ -229,8 +231,9 @@ def test_amass_clip_labels_end_to_end(made, manual, subject):
   assert record['motion_coordinates'].shape == (t, 39) and float(record['fps']) == 60.0
   assert json.loads(str(record['body_shape_json']))['gender'] == 'female'
   # Deterministic: the same draw gives the same record.
-  again = labels.clip_record(subject, labels.make_amass_clip(
-      subject, 'S000_00_amass', source, np.random.default_rng(3), _CONFIG, amass_root=root))
+  again_clip = labels.make_amass_clip(
+      subject, 'S000_00_amass', source, np.random.default_rng(3), _CONFIG, amass_root=root)
+  again = {**labels.clip_record(subject, again_clip), **labels.clip_extras(subject, again_clip)}
   for key, value in record.items():
     np.testing.assert_array_equal(value, again[key], err_msg=key)
 
@@ -456,9 +459,9 @@ def test_generate_subject_smplx_amass_in_a_worker(manual):
                                          clip_frames=8, image_size=(64, 64), crop_size=32,
                                          families=('squat',))
   with workers.WorkerPool(1) as pool:
-    results = [pool.call('odah_tfds.generate:generate_subject', config, i, str(manual), None)
+    results = [pool.call(generate.generate_subject, config, i, str(manual), None)
                for i in (0, 1, 0)]
-    sampled = pool.call('odah_tfds.generate:generate_subject', procedural, 0, str(manual), None)
+    sampled = pool.call(generate.generate_subject, procedural, 0, str(manual), None)
   # Config `smplx`: sampled SMPL-X bodies, procedural motions.
   (_, example), = sampled['examples']
   schema.check_example(example, procedural.dims())

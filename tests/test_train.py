@@ -26,7 +26,10 @@ import numpy as np
 import pytest
 
 from banet_jax import checkpoints
+from banet_jax import run_config
 from banet_jax import train
+from banet_jax.skeleton import ModelMismatchError
+from banet_jax.skeleton.models import project_skeleton
 from launch import train as train_launcher
 
 # A deliberately failed orbax restore (the corrupt-checkpoint test) leaves tensorstore reads
@@ -120,7 +123,7 @@ def test_every_flagfile_parses_into_a_config(path):
     assert (model.image_size, model.num_points, model.chunk_length) == (256, 500, 64)
     assert config.batch_size == (8 if config.stage == 1 else 2)
     assert config.final_learning_rate == 1e-7 and config.decay_steps > 0
-    assert config.frozen_prefixes() == (() if config.stage == 1 else train.STAGE2_FROZEN)
+    assert config.frozen_prefixes() == (() if config.stage == 1 else run_config.STAGE2_FROZEN)
 
 
 def test_flags_after_a_flagfile_override_it():
@@ -151,7 +154,7 @@ def test_loss_weight_and_point_order_flags():
   with pytest.raises(flags.IllegalFlagValueError):
     _parse('--point_order=sorted')
   with pytest.raises(ValueError, match='point_order'):
-    train.TrainConfig(model_overrides={'point_order': 'sorted'})
+    run_config.TrainConfig(model_overrides={'point_order': 'sorted'})
 
 
 def test_unknown_flag_in_a_flagfile_is_an_error(tmp_path):
@@ -170,19 +173,19 @@ def test_unknown_flag_in_a_flagfile_is_an_error(tmp_path):
 
 def test_config_validation():
   with pytest.raises(ValueError, match='parallelism'):
-    train.TrainConfig(parallelism='tpu')
+    run_config.TrainConfig(parallelism='tpu')
   with pytest.raises(ValueError, match='stage must be 1 or 2'):
-    train.TrainConfig(stage=3)
+    run_config.TrainConfig(stage=3)
   with pytest.raises(ValueError, match='unknown model fields'):
-    train.TrainConfig(model_overrides={'num_stack': 1})
+    run_config.TrainConfig(model_overrides={'num_stack': 1})
   with pytest.raises(ValueError, match='batch_size must be >= 1'):
-    train.TrainConfig(batch_size=0)
-  config = train.TrainConfig(dataset='synthetic', model_overrides={'image_size': 32})
-  assert train.TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    run_config.TrainConfig(batch_size=0)
+  config = run_config.TrainConfig(dataset='synthetic', model_overrides={'image_size': 32})
+  assert run_config.TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
 
 
 def test_learning_rate_schedule_is_constant_then_cosine_to_the_floor():
-  config = train.TrainConfig(learning_rate=1e-3, constant_steps=10, decay_steps=20,
+  config = run_config.TrainConfig(learning_rate=1e-3, constant_steps=10, decay_steps=20,
                              final_learning_rate=1e-5, num_steps=40)
   lr = train.learning_rate_schedule(config)
   np.testing.assert_allclose([float(lr(s)) for s in (0, 9, 10, 20, 30, 39)],
@@ -191,7 +194,7 @@ def test_learning_rate_schedule_is_constant_then_cosine_to_the_floor():
 
 
 def test_stage2_freezes_the_official_modules():
-  task = train.Task(train.TrainConfig(stage=2, model_overrides={'image_size': 32,
+  task = train.Task(run_config.TrainConfig(stage=2, model_overrides={'image_size': 32,
                                                                'num_points': 16,
                                                                'chunk_length': 8}))
   flat = {train.parameter_name(p): m
@@ -200,18 +203,18 @@ def test_stage2_freezes_the_official_modules():
                       if n.startswith(('frame/image_filter/', 'frame/heads/', 'to_one_scales/')))
   assert all(m for n, m in flat.items() if n.startswith(('frame/point2osim/', 'temporal/')))
   with pytest.raises(ValueError, match='matches no parameter'):
-    train.Task(train.TrainConfig(freeze='frame/encoder'))
+    train.Task(run_config.TrainConfig(freeze='frame/encoder'))
 
 
 def test_resume_compatibility_rules():
-  saved = train.TrainConfig(dataset='synthetic').to_json()
-  changed = train.check_resumable(saved, train.TrainConfig(dataset='synthetic',
+  saved = run_config.TrainConfig(dataset='synthetic').to_json()
+  changed = train.check_resumable(saved, run_config.TrainConfig(dataset='synthetic',
                                                            learning_rate=1e-4), 'w')
   assert changed == ['learning_rate: 5e-05 -> 0.0001']
   for other in (dict(stage=2), dict(model_overrides={'image_size': 32}), dict(grad_clip_norm=1.0),
                 dict(freeze='frame/heads')):
     with pytest.raises(train.IncompatibleCheckpointError, match='incompatible'):
-      train.check_resumable(saved, train.TrainConfig(dataset='synthetic', **other), 'w')
+      train.check_resumable(saved, run_config.TrainConfig(dataset='synthetic', **other), 'w')
 
 
 # ---------------------------------------------------------------------- training runs
@@ -303,7 +306,9 @@ def test_smoke_run_logs_checkpoints_and_config(runs):
                                           'loss/range', 'grad_norm', 'learning_rate',
                                           'steps_per_sec', 'examples_per_sec'))
   assert _steps(workdir) == [4, 8, 12, 16]
-  assert json.loads((workdir / 'config.json').read_text())['num_steps'] == 16
+  record = json.loads((workdir / 'config.json').read_text())
+  assert record['num_steps'] == 16
+  assert record[run_config.OSIM_KEY] == project_skeleton().identity()  # the network's model
   assert list((workdir / 'tensorboard').glob('events.out.tfevents.*'))
   assert 'step 16/16' in runs['jit4'][1]
 
@@ -360,8 +365,8 @@ def test_non_finite_loss_stops_without_saving(runs):
   assert np.isfinite(metrics[2]['val/loss/total'])  # the validation pass at step 2
 
 
-def _run_config(workdir: pathlib.Path) -> train.TrainConfig:
-  return train.TrainConfig.from_json(json.loads((workdir / 'config.json').read_text()))
+def _run_config(workdir: pathlib.Path) -> run_config.TrainConfig:
+  return run_config.TrainConfig.from_json(json.loads((workdir / 'config.json').read_text()))
 
 
 def test_incompatible_workdir_is_refused_and_left_untouched(runs, tmp_path):
@@ -376,6 +381,27 @@ def test_incompatible_workdir_is_refused_and_left_untouched(runs, tmp_path):
   with pytest.raises(train.IncompatibleCheckpointError, match=r'stage: 1 -> 2'):
     train.train_and_evaluate(config.replace(stage=2), workdir)
   assert _snapshot(workdir) == before
+
+
+def test_a_checkpoint_of_another_model_content_is_refused(runs, tmp_path):
+  """Same names and model_path, other .osim content (the file changed since the run): the
+  recorded sha256 stops a resume and an init_from before anything is written."""
+  workdir = tmp_path / 'w'
+  shutil.copytree(runs['root'] / 'jit4', workdir)
+  saved = workdir / 'checkpoints' / '16' / 'config' / 'metadata'  # orbax's JSON item
+  record = json.loads(saved.read_text())
+  record[run_config.OSIM_KEY]['sha256'] = '0' * 64
+  saved.write_text(json.dumps(record))
+  before = _snapshot(workdir)
+  config = _run_config(workdir)
+  mismatch = (r'was made with the OpenSim model banet_fullbody.osim \(sha256 000000000000\), '
+              r'but the network uses .*banet_fullbody.osim .*same names, other file content')
+  with pytest.raises(ModelMismatchError, match=r'checkpoint 16 in .*' + mismatch):
+    train.train_and_evaluate(config.replace(num_steps=20), workdir)
+  assert _snapshot(workdir) == before
+  stage2 = config.replace(stage=2, init_from=str(workdir))
+  with pytest.raises(ModelMismatchError, match=r'init_from .*checkpoints/16 ' + mismatch):
+    train.load_frame_params(stage2.init_from, train.Task(stage2))
 
 
 def test_corrupt_checkpoint_gives_a_clear_message(runs, tmp_path):
@@ -401,7 +427,7 @@ def test_stage2_init_from_stage1_loads_the_frame_parameters(runs):
 
 
 def test_stage2_optimizer_never_updates_frozen_parameters():
-  task = train.Task(train.TrainConfig(stage=2, learning_rate=1e-2, model_overrides={
+  task = train.Task(run_config.TrainConfig(stage=2, learning_rate=1e-2, model_overrides={
       'image_size': 32, 'num_points': 16, 'chunk_length': 8}))
   shapes = task.abstract_state()['params']
   rng = np.random.default_rng(0)
@@ -417,7 +443,7 @@ def test_stage2_optimizer_never_updates_frozen_parameters():
 def test_stage2_train_step_traces_on_pipeline_batches():
   """Shapes only (no compilation): a chunk batch from the input pipeline fits the step."""
   from banet_jax import data  # pylint: disable=g-import-not-at-top
-  config = train.TrainConfig(dataset='synthetic', stage=2, batch_size=2, model_overrides={
+  config = run_config.TrainConfig(dataset='synthetic', stage=2, batch_size=2, model_overrides={
       'image_size': 32, 'num_points': 16, 'chunk_length': 8})
   task = train.Task(config)
   source = data.open_source('synthetic', 'train', layout=task.net.layout, synthetic_clips=2,

@@ -52,7 +52,8 @@ from scipy import ndimage, signal
 from scipy.spatial.transform import Rotation
 
 from banet_jax.capture import persons
-from banet_jax.skeleton import Skeleton, forward_kinematics, load_osim
+from banet_jax.skeleton import Skeleton, forward_kinematics
+from banet_jax.skeleton.models import project_skeleton
 
 # BlazePose landmark -> marker of the project model (banet_fullbody.osim, markers in its
 # fullbody_table.py) that lies where BlazePose puts the landmark. BlazePose was trained
@@ -487,7 +488,7 @@ def _clamped(skel: Skeleton) -> Skeleton:
   root = _root_joint(skel)
   clamped = np.ones(skel.num_coordinates, bool)
   clamped[[m.coordinate for m in (*root.rotations, *root.translations)]] = False
-  return dataclasses.replace(skel, clamped=clamped)
+  return skel.derive(clamped=clamped)
 
 
 def solve_keypoints(skel: Skeleton, points, fps: float, *, cutoff_hz: float | None = CUTOFF_HZ,
@@ -629,11 +630,10 @@ def keypoints_capture(capture, out_dir, *, name: str = 'capture',
     The report (also written as report.json), with the output paths under 'files'.
   """
   from banet_jax.capture import predict  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
   if len(capture.names) < 3:
     raise KeypointError(f'the keypoint method triangulates; give three or more calibrated '
                         f'videos (got {len(capture.names)}: {capture.names})')
-  skel = skeleton if skeleton is not None else load_osim(DEFAULT_MODEL_PATH)
+  skel = skeleton if skeleton is not None else project_skeleton()
   shown = predict.thumbnail_frames(capture.num_frames, overlay_count)
   for _ in capture.segments(CROP_SIZE, segment_frames, shown):
     pass  # landmarks and thumbnails are kept by the capture

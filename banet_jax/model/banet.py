@@ -39,8 +39,8 @@ from banet_jax.model.frame_model import FrameModel
 from banet_jax.model.outputs import OutputLayout, decode, output_layout, skeleton_points
 from banet_jax.model.restormer import TemporalRestormer
 from banet_jax.model.sampling import POINT_ORDERS
-from banet_jax.skeleton import load_osim
-from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
+from banet_jax.skeleton import Skeleton
+from banet_jax.skeleton.models import load_model, model_path
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -99,7 +99,7 @@ class BANetConfig:
 
   @property
   def skeleton_path(self) -> str:
-    return self.model_path or DEFAULT_MODEL_PATH
+    return str(model_path(self.model_path))
 
   def replace(self, **changes) -> BANetConfig:
     return dataclasses.replace(self, **changes)
@@ -134,10 +134,14 @@ def get_config(preset: str = 'paper', **overrides: Any) -> BANetConfig:
   return PRESETS[preset].replace(**overrides)
 
 
+def layout_for(path: str | None) -> OutputLayout:
+  """The output layout of a model file (None: the project model), once per model content."""
+  return _layout_of(load_model(path))
+
+
 @functools.lru_cache(maxsize=16)
-def layout_for(model_path: str) -> OutputLayout:
-  """The output layout of a model file (parsed once per process)."""
-  return output_layout(load_osim(model_path))
+def _layout_of(skel: Skeleton) -> OutputLayout:
+  return output_layout(skel)
 
 
 def _frame_model(config: BANetConfig, out_dim: int, name: str | None = None) -> FrameModel:

@@ -9,7 +9,10 @@ naming the file and the element, so a model is never silently mis-read.
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import os
+import threading
 import warnings
 from xml.parsers import expat
 import xml.etree.ElementTree as ET
@@ -56,8 +59,22 @@ class OsimError(ValueError):
     super().__init__(f'{path}: {element}: {message}')
 
 
+# The loaded skeletons, keyed by (absolute path, sha256 of the bytes read): loading the
+# same unchanged file again returns the same object without parsing it again, and a
+# changed file is parsed anew. Bounded: ODAH's label pipeline loads one scaled model per
+# subject (~0.3 MB each).
+_LOADED: collections.OrderedDict[tuple[str, str], Skeleton] = collections.OrderedDict()
+_LOADED_MAX = 32
+_LOADED_LOCK = threading.Lock()  # input pipelines and worker threads may load at once
+
+
 def load_osim(path: str | os.PathLike) -> Skeleton:
-  """Reads an OpenSim 4.x `.osim` file.
+  """Reads an OpenSim 4.x `.osim` file (cached by path and content).
+
+  The one constructor of `Skeleton`. Its `content_hash` is the sha256 of the file's
+  bytes, which is the skeleton's identity: every cache and compiled function keyed on
+  a skeleton is shared by all skeletons loaded from identical bytes. Warnings about the
+  file are given when it is parsed, i.e. once per content.
 
   Raises:
     FileNotFoundError: the file does not exist.
@@ -67,14 +84,39 @@ def load_osim(path: str | os.PathLike) -> Skeleton:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such OpenSim model file')
+  with open(path, 'rb') as f:
+    data = f.read()
+  key = (os.path.abspath(path), hashlib.sha256(data).hexdigest())
+  with _LOADED_LOCK:
+    if key in _LOADED:
+      _LOADED.move_to_end(key)
+      return _LOADED[key]
   try:
-    root = _parse_xml(path)
+    root = _parse_xml_bytes(data)
   except expat.ExpatError as e:
     raise OsimError(path, 'XML', f'malformed XML ({e})') from None
-  return _Parser(path, root).build()
+  skel = _Parser(path, root, key[1]).build()
+  with _LOADED_LOCK:
+    skel = _LOADED.setdefault(key, skel)  # a concurrent load of the same file: keep one
+    _LOADED.move_to_end(key)
+    while len(_LOADED) > _LOADED_MAX:
+      _LOADED.popitem(last=False)
+  return skel
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+  """sha256 (hex) of a file's bytes: the `content_hash` a skeleton loaded from it has."""
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
 
 
 def _parse_xml(path: str) -> ET.Element:
+  """The element tree of the file at `path` (see `_parse_xml_bytes`)."""
+  with open(path, 'rb') as f:
+    return _parse_xml_bytes(f.read())
+
+
+def _parse_xml_bytes(data: bytes) -> ET.Element:
   """The file's element tree, read as OpenSim reads it: without XML namespaces.
 
   OpenSim names nested classes with C++ scope, e.g. `<HuntCrossleyForce::
@@ -90,8 +132,7 @@ def _parse_xml(path: str) -> ET.Element:
   parser.EndElementHandler = builder.end
   parser.CharacterDataHandler = builder.data
   parser.buffer_text = True
-  with open(path, 'rb') as f:
-    parser.ParseFile(f)
+  parser.Parse(data, True)
   return builder.close()
 
 
@@ -103,8 +144,8 @@ def _describe(elem) -> str:
 class _Parser:
   """One pass over the XML tree; build() returns the Skeleton."""
 
-  def __init__(self, path: str, root: ET.Element):
-    self.path = path
+  def __init__(self, path: str, root: ET.Element, content_hash: str):
+    self.path, self.content_hash = path, content_hash
     if root.tag != 'OpenSimDocument':
       raise OsimError(path, _describe(root), 'not an OpenSim document '
                       '(root element must be <OpenSimDocument>)')
@@ -284,6 +325,7 @@ class _Parser:
 
     return Skeleton(
         source=self.path,
+        content_hash=self.content_hash,
         model_name=self.model.get('name', ''),
         coordinate_names=coord_names,
         coordinate_ranges=np.array([c['range'] for c in coords], np.float64).reshape(-1, 2),

@@ -1,9 +1,14 @@
 """The immutable description of an OpenSim model's kinematic tree.
 
 A `Skeleton` holds only numpy arrays, tuples and the small function objects of
-`functions.py`. It is hashable by identity and registered as a pytree with no
-leaves, so it can be closed over, passed as an argument to a `jax.jit`-ed
-function, or marked static, and jit never retraces for the same object.
+`functions.py`, with its arrays read-only. Its identity is the content of the file
+it was parsed from (`content_hash`, a sha256): two skeletons loaded from identical
+bytes are equal and hash alike, wherever the files lie. It is registered as a
+pytree with no leaves, so it can be closed over, passed as an argument to a
+`jax.jit`-ed function, or marked static, and jit (like every cache keyed on a
+skeleton) compiles once per model content, not once per loaded object.
+`osim_parser.load_osim` is the one constructor; `Skeleton.derive` makes a changed
+copy with its own identity.
 
 Geometry convention used throughout (OpenSim's): a fixed point `p` on a body,
 given in that body's frame, scales with the body's scale factors `s` (3,). Every
@@ -15,6 +20,8 @@ offset in its own parent frame into one linear map.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 
 import jax
 import numpy as np
@@ -77,8 +84,12 @@ class Coupler:
 class Skeleton:
   """An OpenSim model's kinematics, parsed by `load_osim`.
 
+  Equality and hash are those of `content_hash` (see the module docstring).
+
   Attributes (C coordinates, B bodies without ground, J joints, M markers):
     source: the file it was loaded from.
+    content_hash: sha256 (hex) of that file's bytes; for a `derive`d copy, of the
+      parent's hash and the changes.
     coordinate_names: (C,) in the model's order (joints in file order, each
       joint's coordinates in its listed order), the order of `q`.
     coordinate_ranges: (C, 2) float64 [min, max] in rad or m.
@@ -100,6 +111,7 @@ class Skeleton:
   """
 
   source: str
+  content_hash: str
   model_name: str
   coordinate_names: tuple[str, ...]
   coordinate_ranges: np.ndarray
@@ -117,6 +129,42 @@ class Skeleton:
   joints: tuple[JointSpec, ...]
   joint_order: tuple[int, ...]
   couplers: tuple[Coupler, ...]
+
+  def __post_init__(self):
+    for f in dataclasses.fields(self):
+      value = getattr(self, f.name)
+      if isinstance(value, np.ndarray):
+        value.flags.writeable = False  # shared by every holder of this content
+
+  def __eq__(self, other) -> bool:
+    if not isinstance(other, Skeleton):
+      return NotImplemented
+    return self.content_hash == other.content_hash
+
+  def __hash__(self) -> int:
+    return hash(self.content_hash)
+
+  def derive(self, **changes) -> Skeleton:
+    """A copy with some attributes replaced (e.g. `clamped=...`) and its own identity.
+
+    `dataclasses.replace` would keep this skeleton's `content_hash`, and with it every
+    compiled function and cache entry of the original: use this instead.
+    """
+    changes = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in changes.items()}
+    digest = hashlib.sha256(self.content_hash.encode())
+    for name in sorted(changes):
+      value = changes[name]
+      digest.update(name.encode())
+      digest.update(np.asarray(value).tobytes() if isinstance(value, np.ndarray)
+                    else repr(value).encode())
+    return dataclasses.replace(self, content_hash=digest.hexdigest(), **changes)
+
+  def identity(self) -> dict:
+    """What datasets and checkpoints record of the model they were made with (JSON-able):
+    {'file': file name, 'sha256': content_hash, 'coordinate_names', 'body_names'}."""
+    return {'file': os.path.basename(self.source), 'sha256': self.content_hash,
+            'coordinate_names': list(self.coordinate_names),
+            'body_names': list(self.body_names)}
 
   # ---- convenience views -------------------------------------------------
   @property
@@ -178,6 +226,36 @@ class Skeleton:
             f'{len(self.marker_names)} markers, {len(self.couplers)} couplers)')
 
 
+class ModelMismatchError(ValueError):
+  """Data or a checkpoint was made with another OpenSim model than the network's."""
+
+
+def check_same_model(recorded: dict, skel: Skeleton, what: str) -> None:
+  """Raises ModelMismatchError unless `recorded` (a `Skeleton.identity()`) is `skel`'s.
+
+  Models match when their file contents (sha256) match; `recorded` without 'sha256'
+  (names only) matches on the coordinate and body names. `what` names the recorder in
+  the message, e.g. 'dataset odah/lab 1.2.0'.
+  """
+  problems = []
+  for key in ('coordinate_names', 'body_names'):
+    if key in recorded and tuple(recorded[key]) != tuple(getattr(skel, key)):
+      theirs, mine = list(recorded[key]), list(getattr(skel, key))
+      diff = ([f'{a!r} vs {b!r}' for a, b in zip(theirs, mine) if a != b][:3]
+              or [f'{len(theirs)} vs {len(mine)} names'])
+      problems.append(f'{key} differ ({", ".join(diff)})')
+  if recorded.get('sha256') and recorded['sha256'] != skel.content_hash and not problems:
+    problems.append('same names, other file content (geometry, ranges or markers)')
+  if problems:
+    theirs = (f'the OpenSim model {recorded.get("file", "?")} (sha256 {recorded["sha256"][:12]})'
+              if recorded.get('sha256') else 'an OpenSim model it records by names only')
+    raise ModelMismatchError(
+        f'{what} was made with {theirs}, but the network uses '
+        f'{skel.source} (sha256 {skel.content_hash[:12]}): {"; ".join(problems)}. Use the '
+        'model it was made with (the run config\'s model_path, e.g. '
+        '--model_override=model_path=/path/model.osim), or rebuild / retrain with this one.')
+
+
 # ---- rotation helpers (numpy, load time) ---------------------------------------
 
 def body_fixed_xyz(angles) -> np.ndarray:
@@ -202,6 +280,6 @@ def _index(names, name, what, source):
     raise KeyError(f'{source}: no {what} named {name!r}') from None
 
 
-# A pytree with no leaves: jit treats it as static structure (hash by identity).
+# A pytree with no leaves: jit treats it as static structure (keyed by content_hash).
 jax.tree_util.register_pytree_node(
     Skeleton, lambda s: ((), s), lambda s, _: s)

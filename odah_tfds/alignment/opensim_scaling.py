@@ -276,10 +276,8 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
   """
   import opensim as osim  # pylint: disable=g-import-not-at-top  # lazy: heavy
   from banet_jax.skeleton import forward_kinematics, load_osim  # pylint: disable=g-import-not-at-top
-  if generic_model_path is None:
-    from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
-    generic_model_path = DEFAULT_MODEL_PATH
-  generic_model_path = os.path.abspath(os.fspath(generic_model_path))
+  from banet_jax.skeleton.models import model_path  # pylint: disable=g-import-not-at-top
+  generic_model_path = os.path.abspath(model_path(generic_model_path))
   if not (np.isfinite(subject_mass) and subject_mass > 0):
     raise ValueError(f'subject_mass must be a positive number of kg, got {subject_mass}')
   if subject_height is not None and not (np.isfinite(subject_height) and 0.3 < subject_height < 3):

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import functools
 from typing import Any
 
 import numpy as np
+
+from banet_jax.skeleton.models import project_skeleton
 
 # Names of the project model's bodies used by the body backends.
 PELVIS = 'pelvis'
@@ -34,18 +35,6 @@ class ManualFilesError(FileNotFoundError):
   The message says which file is expected where and where to get it. Subclasses
   name the asset (e.g. `smplx_body.SmplxModelFilesError`).
   """
-
-
-@functools.lru_cache(maxsize=1)
-def project_skeleton():
-  """The project's full-body OpenSim model as a `banet_jax.skeleton.Skeleton`.
-
-  Explicit process-wide cache (the Skeleton is immutable); jit caches keyed on it
-  are therefore reused by every caller.
-  """
-  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
-  return load_osim(DEFAULT_MODEL_PATH)
 
 
 def project_marker_names() -> tuple[str, ...]:

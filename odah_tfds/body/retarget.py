@@ -48,6 +48,7 @@ from scipy import optimize
 from scipy.spatial.transform import Rotation
 
 from banet_jax.skeleton import forward_kinematics
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.body import base
 
 # Frames fitted to find the rig's rest posture: the limb segments, whose frames rest on
@@ -143,7 +144,7 @@ def project_fk(q, skel=None):
 
   Runs a jit-compiled FK on chunks of `FK_CHUNK` frames (one compilation per process).
   """
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   q = np.asarray(q, dtype=np.float64)
   if q.ndim != 2 or q.shape[1] != skel.num_coordinates:
     raise ValueError(f'coordinates must have shape (T, {skel.num_coordinates}), got {q.shape}')
@@ -247,7 +248,7 @@ def fit_rest_coordinates(rest_markers: Mapping[str, np.ndarray], skel=None,
     (q_rest (C,) float64 -- non-fitted coordinates at their defaults, per-body frame
     angle error in degrees (dict)).
   """
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   names = list(skel.coordinate_names)
   free = np.array([i for i, n in enumerate(names) if n not in _NOT_FITTED])
   q0 = np.asarray(skel.default_coordinates, dtype=np.float64).copy()
@@ -296,7 +297,7 @@ def fit_rest_coordinates(rest_markers: Mapping[str, np.ndarray], skel=None,
 def body_rotation_deltas(q, q_rest, skel=None) -> tuple[np.ndarray, np.ndarray]:
   """World-frame orientation changes dR_b(t) = R_b(q(t)) R_b(q_rest)^T of every project
   body, (T, B, 3, 3), and the pelvis origins (T, 3)."""
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   q = np.asarray(q, dtype=np.float64)
   rot, pos, _ = project_fk(np.concatenate([np.asarray(q_rest, np.float64)[None], q]), skel)
   rest = rot[0]
@@ -313,7 +314,7 @@ def _slerp_fraction(r_from, r_to, fraction):
 
 def bone_rotation_deltas(rig: Rig, body_deltas: np.ndarray, skel=None) -> np.ndarray:
   """World-frame orientation change (T, B_rig, 3, 3) of every rig bone."""
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   t = body_deltas.shape[0]
   out = np.empty((t, len(rig.bone_names), 3, 3))
   for c, drv in enumerate(rig.drivers):
@@ -351,7 +352,7 @@ def root_translations(body_deltas_pelvis: np.ndarray, pelvis_origin: np.ndarray,
 def check_motion(motion_coordinates, skel=None) -> np.ndarray:
   """(T, C) float64 coordinates from an array or a `Motion` (anything with
   `.coordinates`; its `.coordinate_names`, when present, must be the skeleton's)."""
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   names = getattr(motion_coordinates, 'coordinate_names', None)
   if names is not None and tuple(names) != tuple(skel.coordinate_names):
     raise ValueError('the motion\'s coordinate_names differ from the project model\'s '
@@ -368,7 +369,7 @@ def check_motion(motion_coordinates, skel=None) -> np.ndarray:
 
 def retarget_rotations(rig: Rig, q, calibration: Calibration, skel=None):
   """Local rotations (T, B, 3, 3) and root positions (T, 3) for coordinates q (T, C)."""
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   q = check_motion(q, skel)
   body_deltas, pelvis_origin = body_rotation_deltas(q, calibration.q_rest, skel)
   bone_deltas = bone_rotation_deltas(rig, body_deltas, skel)
@@ -393,7 +394,7 @@ def calibrate(body, shape, rest_native_poses, skel=None) -> Calibration:
     shape: the subject.
     rest_native_poses: the backend's rest pose, one frame.
   """
-  skel = skel or base.project_skeleton()
+  skel = skel or project_skeleton()
   rest = body.pose(shape, rest_native_poses, root_translation=np.zeros((1, 3)))
   rest_markers = {n: rest.markers[0, i].astype(np.float64) for i, n in enumerate(rest.marker_names)}
   q_rest, errors = fit_rest_coordinates(rest_markers, skel)

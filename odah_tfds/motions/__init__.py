@@ -2,11 +2,14 @@
 
 * `Motion` (base.py): the project model's 39 coordinates per frame + fps, family and
   sampled parameters; JSON / npz round trips.
-* `sample_motion`, `sample_any`, `FAMILIES` (procedural.py): 14 movement families
+* `sample_motion`, `sample_any`, `FAMILIES` (procedural.py): 16 movement families
   (walking, running, squat, sit-to-stand, lunge, jumping jacks, arm flexion and
-  abduction, reaching, trunk flexion and rotation, stepping, jumping, and single-leg
-  balance), planted on the floor for a (scaled) subject with the skeleton layer's
-  forward kinematics; `ODAH_1_FAMILIES`: the first 13, what "all families" means.
+  abduction, reaching, trunk flexion and rotation, stepping, jumping, single-leg
+  balance, turning in place and half-kneeling), planted on the floor for a (scaled)
+  subject with the skeleton layer's forward kinematics; `ODAH_1_FAMILIES`: the first
+  13, what "all families" means. Built in gait.py, lower_body.py, upper_body.py,
+  dynamic.py, balance.py, turning.py and kneeling.py, with the helpers they share in
+  family_tools.py.
 * `measure` (plausibility.py): ranges, smoothness, ground contact, foot skating.
 * `load_amass_clip`, `find_amass_files`, `AmassClip` (amass.py): AMASS SMPL-X
   `*_stageii.npz` files, resampled to the dataset frame rate.

@@ -77,10 +77,10 @@ import dataclasses
 import numpy as np
 
 from odah_tfds.motions import curves, kinematics
-from odah_tfds.motions import families as fam
+from odah_tfds.motions import family_tools as fam
 from odah_tfds.motions.gait import leg_height
 
-# pylint: disable=protected-access  (the shared family helpers of families.py)
+# pylint: disable=protected-access  (the shared family helpers of family_tools.py)
 
 POSTURES = ('stork', 'knee_up', 'forward', 'side')
 POSTURE_PROBABILITY = (0.3, 0.3, 0.2, 0.2)

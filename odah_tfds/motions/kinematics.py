@@ -30,14 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import weakref
 
 import jax
 import numpy as np
 
-from banet_jax.skeleton import Skeleton, forward_kinematics, load_osim
-from banet_jax.skeleton.models import DEFAULT_MODEL_PATH
+from banet_jax.skeleton import Skeleton, forward_kinematics
 
 FK_CHUNK = 2048  # poses per FK call (fixed shape: one compile per skeleton)
 GRAVITY = 9.81  # m/s^2
@@ -56,40 +53,13 @@ RANGE_MARGIN = np.radians(2.0)
 LEG_RANGE_MARGIN = np.radians(0.5)
 
 
-@functools.lru_cache(maxsize=4)
-def default_skeleton() -> Skeleton:
-  """The project's full-body model (loaded once)."""
-  return load_osim(DEFAULT_MODEL_PATH)
-
-
-# Skeletons compare by identity, and callers may load the same model file for every
-# clip: caches are keyed by the content of the model file instead, so that reloading
-# a model does not recompile the FK.
-_CONTENT_KEY = weakref.WeakKeyDictionary()  # Skeleton -> content key
-_CANONICAL: dict = {}  # content key -> the first Skeleton seen with it
-
-
-def canonical_skeleton(skel: Skeleton) -> Skeleton:
-  """The first skeleton seen that was loaded from identical model-file content
-  (`skel` itself if its file cannot be read)."""
-  key = _CONTENT_KEY.get(skel)
-  if key is None:
-    try:
-      with open(skel.source, 'rb') as f:
-        key = (skel.model_name, hashlib.sha256(f.read()).hexdigest())
-    except OSError:
-      key = ('id', id(skel))
-    _CONTENT_KEY[skel] = key
-  return _CANONICAL.setdefault(key, skel)
-
-
-def _fk_chunk_fn(skel: Skeleton):
-  return _fk_chunk_fn_cached(canonical_skeleton(skel))
-
-
 @functools.lru_cache(maxsize=8)
-def _fk_chunk_fn_cached(skel: Skeleton):
-  """jit(q (FK_CHUNK, C), scales (B, 3)) -> body positions (N, B, 3), rotations (N, B, 3, 3)."""
+def _fk_chunk_fn(skel: Skeleton):
+  """jit(q (FK_CHUNK, C), scales (B, 3)) -> body positions (N, B, 3), rotations (N, B, 3, 3).
+
+  One per model content (skeletons hash by content), so reloading a model file, or loading
+  a copy of it, does not recompile.
+  """
 
   def fk(q, scales):
     out = forward_kinematics(skel, q, scales)
@@ -169,7 +139,7 @@ class FootContacts:
 
 def foot_contacts(skel: Skeleton) -> FootContacts:
   """Six sole points per foot, placed from the foot markers in the zero pose."""
-  return _foot_contacts(canonical_skeleton(skel))
+  return _foot_contacts(skel)
 
 
 @functools.lru_cache(maxsize=8)

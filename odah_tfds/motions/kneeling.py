@@ -58,10 +58,10 @@ import dataclasses
 import numpy as np
 
 from odah_tfds.motions import curves, kinematics
-from odah_tfds.motions import families as fam
+from odah_tfds.motions import family_tools as fam
 from odah_tfds.motions.gait import heel_rise_needed, stance_pose_sides
 
-# pylint: disable=protected-access  (the shared family helpers of families.py)
+# pylint: disable=protected-access  (the shared family helpers of family_tools.py)
 
 TRUNK_STYLES = ('upright', 'leaning')
 TRUNK_PROBABILITY = (0.7, 0.3)

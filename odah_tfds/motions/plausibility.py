@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from banet_jax.skeleton.models import project_skeleton
 from odah_tfds.motions import kinematics, procedural
 from odah_tfds.motions.base import Motion
 
@@ -94,7 +95,7 @@ def measure(motion: Motion, skel=None, scales=None, flight=None) -> dict:
     flight: (T,) bool frames allowed off the floor (default:
       `motion.params['flight_frames']` ranges, else none).
   """
-  skel = skel or kinematics.default_skeleton()
+  skel = skel or project_skeleton()
   if tuple(skel.coordinate_names) != motion.coordinate_names:
     raise ValueError('motion.coordinate_names differ from the skeleton\'s')
   q = motion.coordinates
@@ -177,7 +178,7 @@ def report(seeds=range(5), num_frames: int = 300, fps: float = 60.0, scales=None
   clips, mm/s) and its worst 95th percentile, peak angular speed / acceleration, mean
   build time per clip (s; includes FK and IK, after the one-off FK compile).
   """
-  skel = kinematics.default_skeleton()
+  skel = project_skeleton()
   kinematics.body_poses(skel, skel.default_coordinates[None])  # compile first
   lines = ['| family | penetration max (mm) | float max (mm) | slide mean (mm/s) | '
            'slide p95 max (mm/s) | ang. speed max (deg/s) | ang. accel max (deg/s^2) | '

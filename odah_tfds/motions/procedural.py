@@ -28,9 +28,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from odah_tfds.motions import balance, curves, gait, kinematics, kneeling, turning
-from odah_tfds.motions import families as builders
+from banet_jax.skeleton.models import project_skeleton
+from odah_tfds.motions import (balance, curves, dynamic, gait, kinematics, kneeling, lower_body,
+                               turning, upper_body)
 from odah_tfds.motions.base import Motion
+from odah_tfds.motions.family_tools import Context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,28 +57,28 @@ def _gait_family(kind: gait.GaitKind, description: str, duration) -> Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     _gait_family(gait.WALKING, 'level walking, 0.9-1.4 m/s', (4.0, 8.0)),
     _gait_family(gait.RUNNING, 'running / jogging, 2.2-3.0 m/s, with flight phases', (3.0, 6.0)),
-    Family('squat', 'bodyweight squats, heels down', builders.sample_squat, builders.make_squat,
-           (5.0, 10.0)),
+    Family('squat', 'bodyweight squats, heels down', lower_body.sample_squat,
+           lower_body.make_squat, (5.0, 10.0)),
     Family('sit_to_stand', 'rising from and sitting down on a (not modelled) seat',
-           builders.sample_sit_to_stand, builders.make_sit_to_stand, (5.0, 10.0)),
-    Family('lunge', 'stationary lunges (split squats), rear heel up', builders.sample_lunge,
-           builders.make_lunge, (5.0, 10.0)),
+           lower_body.sample_sit_to_stand, lower_body.make_sit_to_stand, (5.0, 10.0)),
+    Family('lunge', 'stationary lunges (split squats), rear heel up', lower_body.sample_lunge,
+           lower_body.make_lunge, (5.0, 10.0)),
     Family('jumping_jacks', 'jumping jacks (hops, arms to overhead)',
-           builders.sample_jumping_jacks, builders.make_jumping_jacks, (4.0, 8.0)),
-    Family('arm_flexion', 'front arm raises (shoulder flexion)', builders.sample_arm_flexion,
-           builders.make_arm_flexion, (4.0, 8.0)),
+           dynamic.sample_jumping_jacks, dynamic.make_jumping_jacks, (4.0, 8.0)),
+    Family('arm_flexion', 'front arm raises (shoulder flexion)', upper_body.sample_arm_flexion,
+           upper_body.make_arm_flexion, (4.0, 8.0)),
     Family('arm_abduction', 'lateral arm raises (shoulder abduction)',
-           builders.sample_arm_abduction, builders.make_arm_abduction, (4.0, 8.0)),
-    Family('reaching', 'one-arm reaches to sampled targets', builders.sample_reaching,
-           builders.make_reaching, (4.0, 8.0)),
-    Family('trunk_flexion', 'forward or lateral trunk bending', builders.sample_trunk_flexion,
-           builders.make_trunk_flexion, (5.0, 10.0)),
+           upper_body.sample_arm_abduction, upper_body.make_arm_abduction, (4.0, 8.0)),
+    Family('reaching', 'one-arm reaches to sampled targets', upper_body.sample_reaching,
+           upper_body.make_reaching, (4.0, 8.0)),
+    Family('trunk_flexion', 'forward or lateral trunk bending', upper_body.sample_trunk_flexion,
+           upper_body.make_trunk_flexion, (5.0, 10.0)),
     Family('trunk_rotation', 'axial trunk rotation to both sides',
-           builders.sample_trunk_rotation, builders.make_trunk_rotation, (4.0, 8.0)),
-    Family('stepping', 'side-stepping or marching in place', builders.sample_stepping,
-           builders.make_stepping, (4.0, 8.0)),
-    Family('jumping', 'countermovement vertical jumps', builders.sample_jumping,
-           builders.make_jumping, (4.0, 8.0)),
+           upper_body.sample_trunk_rotation, upper_body.make_trunk_rotation, (4.0, 8.0)),
+    Family('stepping', 'side-stepping or marching in place', dynamic.sample_stepping,
+           dynamic.make_stepping, (4.0, 8.0)),
+    Family('jumping', 'countermovement vertical jumps', dynamic.sample_jumping,
+           dynamic.make_jumping, (4.0, 8.0)),
     # Added after ODAH 1: not in ODAH_1_FAMILIES, so not drawn by families=None.
     Family('balance', 'single-leg balance (one-leg stance, arms out, corrections)',
            balance.sample_balance, balance.make_balance, (3.0, 7.0)),
@@ -138,7 +140,7 @@ def sample_motion(family: str, rng, fps: float = 60.0, num_frames: int | None = 
   gen, seed = _as_generator(rng)
   rng_state = gen.bit_generator.state
   spec = FAMILIES[family]
-  skel = skeleton or kinematics.default_skeleton()
+  skel = skeleton or project_skeleton()
   s = None if scales is None else kinematics.check_scales(skel, scales)
   if num_frames is None:
     if duration is None:
@@ -159,7 +161,7 @@ def sample_motion(family: str, rng, fps: float = 60.0, num_frames: int | None = 
     params.update(speed=params['speed'] * froude,
                   cadence_steps_per_min=params['cadence_steps_per_min'] / froude,
                   leg_length_factor=froude**2)
-  ctx = builders.Context(skel, s, geom, float(fps), np.arange(num_frames) / float(fps))
+  ctx = Context(skel, s, geom, float(fps), np.arange(num_frames) / float(fps))
   q, info = spec.build(ctx, params)
   q = _finalize(skel, q)
   # Start at the origin (pelvis origin above x = z = 0 in the first frame). The

@@ -47,9 +47,9 @@ from __future__ import annotations
 import numpy as np
 
 from odah_tfds.motions import curves, kinematics
-from odah_tfds.motions import families as fam
+from odah_tfds.motions import family_tools as fam
 
-# pylint: disable=protected-access  (the shared family helpers of families.py)
+# pylint: disable=protected-access  (the shared family helpers of family_tools.py)
 
 MIN_TURN_DEG, MAX_TURN_DEG = 90.0, 330.0
 MAX_STEP_DEG = 66.0  # heading change between the feet in double stance

@@ -61,10 +61,9 @@ def plot_contact_sheet(examples: list[dict], out: pathlib.Path, frames: int = 3,
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton.models import DEFAULT_MODEL_PATH  # pylint: disable=g-import-not-at-top
+  from banet_jax.skeleton.models import project_skeleton  # pylint: disable=g-import-not-at-top
 
-  bones = bone_pairs(load_osim(DEFAULT_MODEL_PATH))
+  bones = bone_pairs(project_skeleton())
   rng = np.random.default_rng(seed)
   cols = 2 * frames
   fig, axes = plt.subplots(len(examples), cols, figsize=(1.8 * cols, 1.9 * len(examples)),

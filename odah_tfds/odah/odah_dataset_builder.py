@@ -213,6 +213,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         features=features(self.builder_config.generation.dims()),
         supervised_keys=None,
         homepage='https://arxiv.org/abs/2402.13172',
+        # The OpenSim model the labels are in (`metadata.json`): readers refuse a network
+        # of another model (banet_jax.data.ClipReader, `Skeleton.identity()`).
+        metadata=tfds.core.MetadataDict(osim=generate.label_model().identity()),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -257,7 +260,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     tasks = [(self.builder_config.generation, i, manual, backgrounds) for i in indices]
     try:
       for done, result in enumerate(
-          self._pool().map('odah_tfds.generate:generate_subject', tasks), 1):
+          self._pool().map(generate.generate_subject, tasks), 1):
         clips += len(result['examples'])
         frames += result['frames']
         rejected += len(result['rejected'])
