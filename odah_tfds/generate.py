@@ -26,9 +26,21 @@ from typing import Any
 
 import numpy as np
 
+import opensim
+
 from banet_jax.skeleton import Skeleton
 from banet_jax.skeleton.models import project_skeleton
+from odah_tfds import amass_subjects
+from odah_tfds import labels
+from odah_tfds import motions
 from odah_tfds import schema
+from odah_tfds.body import anny_body
+from odah_tfds.body import base as body_base
+from odah_tfds.body import smplx_body
+# odah_tfds.render is imported inside the functions that render, never here: the TFDS
+# builder imports this module into a process that has TensorFlow, and TensorFlow and the
+# renderer's Mesa GL crash in one process (odah_tfds/workers.py). Everything above is safe
+# beside TensorFlow.
 
 SPLITS = ('train', 'validation', 'test')
 MOTION_SOURCES = ('procedural', 'amass')
@@ -171,9 +183,6 @@ def check_manual_files(config: GenerationConfig, manual_dir: pathlib.Path | None
     body.base.ManualFilesError: the message names the expected path and where to
       register for the files.
   """
-  from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
-  from odah_tfds.body import base as body_base  # pylint: disable=g-import-not-at-top
-  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
   if config.body != 'smplx':
     return
   if manual_dir is None:
@@ -224,19 +233,16 @@ def _body(config: GenerationConfig, manual_dir: str | None):
   key = ('body', config.body, manual_dir)
   if key not in _RESOURCES:
     if config.body == 'anny':
-      from odah_tfds.body.anny_body import AnnyBody  # pylint: disable=g-import-not-at-top
-      _RESOURCES[key] = AnnyBody()
+      _RESOURCES[key] = anny_body.AnnyBody()
     else:
-      from odah_tfds.body.smplx_body import SmplxBody  # pylint: disable=g-import-not-at-top
       if manual_dir is None:
         raise ValueError("body='smplx' needs the TFDS manual_dir holding smplx/SMPLX_*.npz")
-      _RESOURCES[key] = SmplxBody(pathlib.Path(manual_dir) / 'smplx')
+      _RESOURCES[key] = smplx_body.SmplxBody(pathlib.Path(manual_dir) / 'smplx')
   return _RESOURCES[key]
 
 
 def _amass_assignment(config: GenerationConfig, manual_dir: str | None):
   """The build's `amass_subjects.AmassAssignment` (listed once per process)."""
-  from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
   if manual_dir is None:
     raise ValueError("motion='amass' needs the TFDS manual_dir holding amass/")
   key = ('amass', manual_dir, config.subjects, config.seed)
@@ -311,9 +317,6 @@ def generate_subject(config: GenerationConfig, subject_index: int,
     {'examples': [(clip_id, example dict)], 'rejected': [reason, ...],
      'frames': rendered frames per view, 'seconds': {stage: seconds}}.
   """
-  import opensim  # pylint: disable=g-import-not-at-top
-  from odah_tfds import labels  # pylint: disable=g-import-not-at-top
-  from odah_tfds import motions  # pylint: disable=g-import-not-at-top
   from odah_tfds.render import clip as clip_lib  # pylint: disable=g-import-not-at-top
 
   opensim.Logger.setLevelString('error')
@@ -327,7 +330,6 @@ def generate_subject(config: GenerationConfig, subject_index: int,
   shape = None
   if config.motion == 'amass':
     # Sequences of the subject's AMASS person, and that person's body.
-    from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
     assignment = _amass_assignment(config, manual_dir)
     sources = assignment.sequences(subject_index)
     shape = amass_subjects.subject_shape(sources[0])

@@ -186,7 +186,8 @@ def solve_ik(skeleton: Skeleton, marker_positions, marker_weights, init=None, sc
   options = dict(iters=int(iters), tol=float(tol), damping=float(damping),
                  stage_iters=int(stage_iters))
   # One compiled program serves every skeleton of the same structure: `template` is
-  # the first such skeleton seen, and this one's numbers enter as traced arguments.
+  # its normalised form (the same for every model scaled from one generic model), and
+  # this one's numbers enter as traced arguments.
   template, ratios = _template_for(skeleton)
   params = _parameters(skeleton, index, ratios, dtype)
   if scales is None:  # always traced: one program with or without scales
@@ -232,16 +233,25 @@ def _initial_coordinates(skel, index, targets, weights, scales, params):
 # every other subject's) only in numbers: joint frame offsets and the multipliers of
 # scaled translation functions (both per-body scale factors times the generic values),
 # marker positions (placed per subject), coordinate ranges and defaults. The programs
-# are compiled for a template skeleton -- the first skeleton seen with a structure --
-# and take those numbers as traced arguments: marker offsets, ranges and defaults
-# directly, joint offsets as per-body scale ratios to the template, fed to the FK's
-# `scales`. Structure (what is compiled in): bodies, joints, axes, functions (their
-# content, except the scaled multipliers), couplers, locked / clamped / dependent flags
-# and which body each marker is on.
+# are compiled for a template skeleton and take those numbers as traced arguments:
+# marker offsets, ranges and defaults directly, joint offsets as per-body scale ratios
+# to the template, fed to the FK's `scales`. Structure (what is compiled in): bodies,
+# joints, axes, functions (their content, except the scaled multipliers), couplers,
+# locked / clamped / dependent flags and which body each marker is on.
+#
+# The template is a function of the skeleton alone (`_canonical_joints`: its scaled
+# numbers normalised per body and axis), never "the first skeleton seen": the template's
+# offsets (compiled in) times the ratios differ from the model's own offsets in the last
+# bits, which the solver amplifies (float32: up to ~2e-3 rad along flat directions), so
+# a first-seen template made a model's IK depend on which models the process had solved
+# before (two ODAH builds gave different labels, their workers having started with
+# different subjects).
 
-# Structure key -> template skeleton (kept alive, so jit's cache keyed on it hits).
+# Structure key + template numbers -> template skeleton (kept alive, so jit's cache
+# keyed on it hits).
 _TEMPLATES: dict[tuple, Skeleton] = {}
 _RATIO_RTOL = 1e-9  # relative agreement of offsets with template offsets x ratios
+_TEMPLATE_BITS = 32  # significant bits kept of a template's normalised numbers
 
 
 class _Parameters(NamedTuple):
@@ -351,9 +361,13 @@ def _body_ratios(template: Skeleton, skel: Skeleton) -> np.ndarray | None:
       return None
   for tj, sj in zip(template.joints, skel.joints):
     for tm, sm in zip(tj.translations, sj.translations):
-      if not _scaled_translation(tj, tm) or not isinstance(tm.function, skel_functions.Multiplier):
+      if not _scaled_translation(tj, tm):
         continue
       r = ratios[tj.parent_body][np.asarray(tm.scale_axis) != 0]
+      if not isinstance(tm.function, skel_functions.Multiplier):
+        if not np.allclose(r, 1.0, rtol=0.0, atol=_RATIO_RTOL):
+          return None  # the FK would scale this function (equal in both) by r
+        continue
       if not np.allclose(r, r[0], rtol=_RATIO_RTOL):
         return None  # (a . (r u)) = r (a . u) needs one ratio along the axis
       inner_zero = tm.function.inner.is_constant and tm.function.inner.constant_value() == 0.0
@@ -363,18 +377,98 @@ def _body_ratios(template: Skeleton, skel: Skeleton) -> np.ndarray | None:
   return ratios
 
 
+def _single_axis_multiplier(joint, motion) -> bool:
+  """A scaled translation multiplier along one axis of the parent body: it scales like
+  an offset along that axis (e.g. the knee's translation functions carry the femur's
+  x / y / z factors)."""
+  return (_scaled_translation(joint, motion)
+          and isinstance(motion.function, skel_functions.Multiplier)
+          and np.count_nonzero(motion.scale_axis) == 1)
+
+
+def _round_significand(values):
+  """values rounded to _TEMPLATE_BITS significant bits (0 stays 0, +-1 stays +-1)."""
+  mantissa, exponent = np.frexp(np.asarray(values, np.float64))
+  return np.ldexp(np.round(mantissa * 2.0 ** _TEMPLATE_BITS) / 2.0 ** _TEMPLATE_BITS, exponent)
+
+
+def _canonical_joints(skel: Skeleton) -> tuple:
+  """The joints of the template a skeleton's programs are compiled for (its other numbers,
+  markers, ranges, defaults, reach the programs as arguments): `skel`'s, its scaled numbers
+  -- joint offsets and single-axis scaled translation multipliers -- divided, per body
+  and axis, by the largest magnitude among them there and rounded to _TEMPLATE_BITS
+  significant bits. A body axis that scales another translation function (not a
+  single-axis multiplier, e.g. a generic model's knee splines) keeps its numbers: the FK
+  would scale that function by the ratio too.
+
+  Models scaled from one generic model (per-body, per-axis factors) all get the same
+  numbers (a model that falls on a rounding boundary gets a program of its own), and
+  the template depends on `skel` alone, so a model's IK does not depend on what the
+  process solved before. `_body_ratios(template, skel)` gives back the divisors.
+  """
+  size = np.zeros((skel.num_bodies, 3))
+  keep = np.zeros((skel.num_bodies, 3), bool)
+
+  def see(body, values):
+    size[body] = np.maximum(size[body], np.abs(np.asarray(values, np.float64)).max(axis=0))
+
+  for joint in skel.joints:
+    if joint.parent_body >= 0:
+      see(joint.parent_body, joint.parent_offset)
+    see(joint.child_body, joint.child_offset)
+    for motion in joint.translations:
+      if _single_axis_multiplier(joint, motion):
+        see(joint.parent_body, motion.function.scale * (np.asarray(motion.scale_axis) != 0)[None])
+      elif _scaled_translation(joint, motion):
+        keep[joint.parent_body] |= np.asarray(motion.scale_axis) != 0
+  normalise = (size > 0.0) & ~keep
+  divisor = np.where(normalise, size, 1.0)
+
+  def canonical(values, body):  # values (..., 3) scaling with the body's factors
+    return np.where(normalise[body], _round_significand(values / divisor[body]), values)
+
+  joints = []
+  for joint in skel.joints:
+    translations = []
+    for motion in joint.translations:
+      if _single_axis_multiplier(joint, motion):
+        axis = np.asarray(motion.scale_axis) != 0
+        scale = float(canonical(motion.function.scale * axis, joint.parent_body)[axis][0])
+        motion = dataclasses.replace(motion, function=dataclasses.replace(motion.function,
+                                                                          scale=scale))
+      translations.append(motion)
+    parent_offset = joint.parent_offset
+    if joint.parent_body >= 0:  # (offsets on ground do not scale)
+      parent_offset = canonical(parent_offset, joint.parent_body)
+    joints.append(dataclasses.replace(
+        joint, parent_offset=parent_offset,
+        child_offset=canonical(joint.child_offset, joint.child_body),
+        translations=tuple(translations)))
+  return tuple(joints)
+
+
+def _numbers_key(joints) -> tuple:
+  """Exact joint offsets and translation functions (the numbers ratios stand for)."""
+  return tuple(_value_key(np.asarray(a)) for j in joints
+               for a in (j.parent_offset, j.child_offset)) + tuple(
+      _value_key(m.function) for j in joints for m in j.translations)
+
+
 def _template_for(skel: Skeleton) -> tuple[Skeleton, np.ndarray]:
-  """(template skeleton whose compiled programs serve `skel`, (B, 3) scale ratios)."""
+  """(template skeleton whose compiled programs serve `skel`, (B, 3) scale ratios); both
+  functions of `skel` alone (see `_canonical_joints`)."""
   key = _structure_key(skel)
-  template = _TEMPLATES.setdefault(key, skel)
-  ratios = _body_ratios(template, skel) if template is not skel else np.ones((skel.num_bodies, 3))
+  joints = _canonical_joints(skel)
+  canonical_key = key + ('canonical', _numbers_key(joints))
+  template = _TEMPLATES.get(canonical_key)
+  if template is None:
+    template = _TEMPLATES[canonical_key] = skel.derive(joints=joints)
+  ratios = _body_ratios(template, skel)
   if ratios is None:
-    # Same structure but offsets not related by per-body scaling: a program of its own,
-    # keyed by all of its numbers (so reloading the same model still hits the cache).
-    numbers = tuple(_value_key(np.asarray(a)) for j in skel.joints
-                    for a in (j.parent_offset, j.child_offset)) + tuple(
-        _value_key(m.function) for j in skel.joints for m in j.translations)
-    template = _TEMPLATES.setdefault(key + (numbers,), skel)
+    # Defensive (the canonical template reproduces its model): numbers no per-body ratio
+    # explains get a program of their own, keyed by all of them (so reloading the same
+    # model still hits the cache).
+    template = _TEMPLATES.setdefault(key + ('own', _numbers_key(skel.joints)), skel)
     ratios = np.ones((skel.num_bodies, 3))
   return template, ratios
 

@@ -153,10 +153,8 @@ class Skeleton:
     changes = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in changes.items()}
     digest = hashlib.sha256(self.content_hash.encode())
     for name in sorted(changes):
-      value = changes[name]
       digest.update(name.encode())
-      digest.update(np.asarray(value).tobytes() if isinstance(value, np.ndarray)
-                    else repr(value).encode())
+      _digest(changes[name], digest)
     return dataclasses.replace(self, content_hash=digest.hexdigest(), **changes)
 
   def identity(self) -> dict:
@@ -224,6 +222,25 @@ class Skeleton:
             f'{len(self.body_names)} bodies, {len(self.joint_names)} joints, '
             f'{len(self.coordinate_names)} coordinates, '
             f'{len(self.marker_names)} markers, {len(self.couplers)} couplers)')
+
+
+def _digest(value, digest) -> None:
+  """Feeds `value` to `digest` exactly: arrays by dtype, shape and bytes, dataclasses
+  (joints, functions) field by field, floats by their round-tripping repr."""
+  if isinstance(value, np.ndarray):
+    digest.update(f'{value.dtype.str}{value.shape}'.encode())
+    digest.update(np.ascontiguousarray(value).tobytes())
+  elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+    digest.update(type(value).__qualname__.encode())
+    for f in dataclasses.fields(value):
+      digest.update(f.name.encode())
+      _digest(getattr(value, f.name), digest)
+  elif isinstance(value, (tuple, list)):
+    digest.update(f'{type(value).__name__}{len(value)}'.encode())
+    for item in value:
+      _digest(item, digest)
+  else:
+    digest.update(repr(value).encode())
 
 
 class ModelMismatchError(ValueError):
