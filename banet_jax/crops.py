@@ -31,15 +31,16 @@ around the bounding box of the undistorted mask outline.
 Shapes there: frames (H, W, 3) uint8 RGB, masks (H, W) bool, both in the distorted image.
 
 The module lives in banet_jax because both sides crop: ODAH's renderer and the real-capture
-front end (`banet_jax.capture`). OpenCV is imported by the lens functions only: ODAH's
-render workers import this module and need nothing beyond numpy and PIL.
+front end (`banet_jax.capture`).
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
+from PIL import Image
 
 from banet_jax import geometry
 
@@ -102,7 +103,6 @@ def resample_square(image: np.ndarray, offset_x: int, offset_y: int, side: int, 
   zeros outside the image. Bilinear (antialiased when shrinking) or nearest; the output
   has the input's dtype (rounded for integers).
   """
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   img = np.asarray(image)
   scale = side / crop_size
   # A margin of pixels around the square so that PIL's box (shifted by half a pixel
@@ -169,7 +169,6 @@ def distort_pixels(K: np.ndarray, dist: np.ndarray, pixels: np.ndarray) -> np.nd
 def undistorted_box(K: np.ndarray, dist: np.ndarray, mask: np.ndarray
                     ) -> tuple[int, int, int, int]:
   """(x, y, w, h) bounding box, in undistorted pixels, of a distorted-frame mask."""
-  import cv2  # pylint: disable=g-import-not-at-top
   contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL,
                                  cv2.CHAIN_APPROX_SIMPLE)
   if not contours:
@@ -200,7 +199,6 @@ def undistorted_square_crop(frame: np.ndarray, mask: np.ndarray, K: np.ndarray,
   Raises:
     EmptyMaskError: the mask is empty.
   """
-  import cv2  # pylint: disable=g-import-not-at-top
   K = np.asarray(K, np.float64)
   ox, oy, side = crop_square(undistorted_box(K, dist, mask), margin)
   scale = side / crop_size

@@ -58,6 +58,7 @@ from banet_jax import augment as augment_lib
 from banet_jax.model.outputs import OutputLayout
 from banet_jax.model.sampling import POINT_ORDERS, sample_visual_hull_points
 from banet_jax.skeleton import Skeleton, check_same_model
+from banet_jax.synthetic import SyntheticClips
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -133,7 +134,8 @@ def open_tfds_source(dataset: str, split: str, data_dir: str | None = None):
         f'dataset {dataset} in {folder} holds only {"/".join(sorted(formats[split]))} files for '
         f'split {split!r}; random access (tfds.data_source) needs array_record: rebuild it '
         f'with `{build}`')
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+  # Lazy: tensorflow_datasets: TF's side, only for TFDS sources.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = tfds.builder_from_directory(str(folder))
   return builder.as_data_source(split=split)
 
@@ -147,7 +149,6 @@ def open_source(dataset: str, split: str, data_dir: str | None = None, *,
       raise ValueError("the 'synthetic' dataset needs the model's output layout")
     if split not in _SYNTHETIC_SPLIT_SEEDS:
       raise ValueError(f'synthetic splits are {sorted(_SYNTHETIC_SPLIT_SEEDS)}, got {split!r}')
-    from banet_jax.synthetic import SyntheticClips  # pylint: disable=g-import-not-at-top
     return SyntheticClips(layout, synthetic_clips, synthetic_frames, synthetic_crop_size,
                           seed=_SYNTHETIC_SPLIT_SEEDS[split])
   return open_tfds_source(dataset, split, data_dir)

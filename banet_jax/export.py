@@ -8,7 +8,6 @@ Per clip, `export_clip` writes
   <clip>.trc   the scaled model's markers moved by the predicted coordinates (from the
                skeleton layer), so OpenSim's IK on this .trc with this .osim recovers the
                .mot: a consistency check a user can run.
-`opensim` is imported lazily.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import pathlib
 from collections.abc import Sequence
 
 import numpy as np
+import opensim as osim
 
 from banet_jax import opensim_io
 from banet_jax.skeleton import forward_kinematics, load_osim, models
@@ -37,7 +37,6 @@ def scale_osim(generic_model: str | os.PathLike, body_names: Sequence[str], scal
     mass: total mass (kg) with the mass distribution preserved (None: masses scale
       with the segments, as OpenSim does without a target mass).
   """
-  import opensim as osim  # pylint: disable=g-import-not-at-top
   scales = np.asarray(scales, np.float64)
   if scales.shape != (len(body_names), 3):
     raise ValueError(f'scales must have shape ({len(body_names)}, 3), got {scales.shape}')

@@ -31,6 +31,7 @@ import numpy as np
 
 from banet_jax import checkpoints, released
 from banet_jax import data
+from banet_jax.crops import square_crop
 from banet_jax.model.banet import BANet
 from banet_jax.run_config import TrainConfig, check_run_model
 from banet_jax.model.outputs import decode
@@ -145,7 +146,6 @@ def load_frames_npz(path: str | pathlib.Path) -> dict[str, np.ndarray]:
 
 def clip_from_frames(frames: dict[str, np.ndarray], crop_size: int) -> dict[str, np.ndarray]:
   """Full two-view frames (`load_frames_npz`) -> crops, masks, crop_meta and cameras."""
-  from banet_jax.crops import square_crop  # pylint: disable=g-import-not-at-top
   images, masks = frames['images'], np.asarray(frames['masks']) != 0
   views, num_frames = images.shape[:2]
   crops = np.zeros((views, num_frames, crop_size, crop_size, 3), np.uint8)

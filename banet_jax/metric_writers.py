@@ -27,6 +27,7 @@ class MetricWriter:
       return
     self._truncate(resume_step or 0)
     try:
+      # Lazy: tensorboardX imports torch, 1.8 s: only for a writing process.
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     except ImportError as e:
       raise ImportError('tensorboardX is needed for TensorBoard logs: pip install '

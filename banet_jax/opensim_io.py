@@ -4,8 +4,9 @@ Reading and writing go through the `opensim` package's own table classes
 (`TimeSeriesTable`, `TimeSeriesTableVec3`, `TRCFileAdapter`, `STOFileAdapter`), so
 every file written here is one that OpenSim and its tools (ScaleTool,
 InverseKinematicsTool, AnalyzeTool, the GUI) read, and every file they write is
-readable here. `opensim` is imported lazily inside the functions: importing
-`banet_jax` never needs it.
+readable here. OpenSim's logging is left to the caller
+(`opensim.Logger.setLevelString('error')` silences the tools' progress output). The
+skeleton layer (`banet_jax.skeleton`) never needs `opensim`; this module does.
 
 Units:
 * Arrays handed to and returned by this module are SI: metres for marker
@@ -27,16 +28,12 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import opensim as osim
+
+from banet_jax.skeleton.models import load_model
 
 _TRC_UNITS = {'m': 1.0, 'mm': 1e-3, 'cm': 1e-2}
 _PACK_SUFFIXES = ('_1', '_2', '_3')
-
-
-def _opensim():
-  """The opensim module, imported on first use (its logging is left to the caller:
-  `opensim.Logger.setLevelString('error')` silences the tools' progress output)."""
-  import opensim as osim  # pylint: disable=g-import-not-at-top
-  return osim
 
 
 def _check_times(times, num_rows: int, what: str) -> np.ndarray:
@@ -80,7 +77,6 @@ def write_trc(path: str | os.PathLike, times, marker_names: Sequence[str], posit
   Returns:
     The path written, as a string.
   """
-  osim = _opensim()
   if units not in ('m', 'mm'):
     raise ValueError(f"write_trc: units must be 'm' or 'mm', got {units!r}")
   positions = np.asarray(positions, np.float64)
@@ -115,7 +111,6 @@ def read_trc(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarray
     times (T,) seconds, marker names (M,), positions (T, M, 3) in METRES
     (converted from the file's `Units`; missing markers are NaN).
   """
-  osim = _opensim()
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such .trc file')
@@ -156,7 +151,6 @@ def write_mot(path: str | os.PathLike, times, coordinate_names: Sequence[str], v
   Returns:
     The path written, as a string.
   """
-  osim = _opensim()
   values = np.asarray(values, np.float64)
   if values.ndim != 2:
     raise ValueError(f'write_mot: values must have shape (T, C), got {values.shape}')
@@ -200,7 +194,6 @@ def read_mot(path: str | os.PathLike, rotational=None) -> tuple[np.ndarray, list
     static pose) is reduced to its coordinate values: '/jointset/<joint>/<name>/
     value' columns are returned as <name>, the '/speed' columns are dropped.
   """
-  osim = _opensim()
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such .mot/.sto file')
@@ -223,7 +216,6 @@ def read_mot(path: str | os.PathLike, rotational=None) -> tuple[np.ndarray, list
 
 def _rotational_columns(names: list[str], rotational, path: str) -> np.ndarray:
   if rotational is None or isinstance(rotational, (str, os.PathLike)):
-    from banet_jax.skeleton.models import load_model  # pylint: disable=g-import-not-at-top
     rotational = load_model(rotational)
   if hasattr(rotational, 'coordinate_names') and hasattr(rotational, 'rotational'):
     lookup = dict(zip(rotational.coordinate_names, np.asarray(rotational.rotational)))

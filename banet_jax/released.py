@@ -24,9 +24,13 @@ import json
 import pathlib
 from typing import Any
 
+from absl import app
+from absl import flags
 import flax.serialization
 import jax
 import numpy as np
+
+from banet_jax import checkpoints
 
 RELEASED_DIR = pathlib.Path(__file__).resolve().parent / 'released'
 DEFAULT_MODEL = 'odah_lab_mid'
@@ -92,7 +96,6 @@ def export_release(run: str | pathlib.Path, out_dir: str | pathlib.Path, *, name
     card: figures to record (e.g. {'odah_test_mae_deg': 5.1, ...}).
   Returns the folder.
   """
-  from banet_jax import checkpoints  # pylint: disable=g-import-not-at-top
   if storage_dtype not in STORAGE_DTYPES:
     raise ValueError(f'storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}')
   state, config, step = checkpoints.load(run)
@@ -123,7 +126,6 @@ def export_release(run: str | pathlib.Path, out_dir: str | pathlib.Path, *, name
 
 def main(argv):
   del argv
-  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   card = json.loads(f.card) if f.card else None
   out = export_release(f.run, f.out_dir or RELEASED_DIR / f.name, name=f.name,
@@ -132,7 +134,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('run', None, 'Training workdir or checkpoint folder.', required=True)
   flags.DEFINE_string('name', DEFAULT_MODEL, 'Release name.')
   flags.DEFINE_string('out_dir', None, 'Release folder (default banet_jax/released/NAME).')

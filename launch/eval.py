@@ -33,9 +33,11 @@ def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
     logging.set_verbosity(logging.WARNING)
+  # Lazy: OpenSim + BANet stack, 2.8 s: not for --help.
   import opensim  # pylint: disable=g-import-not-at-top
+  # Lazy: BANet stack: not for --help.
   from banet_jax import checkpoints, evaluation, released  # pylint: disable=g-import-not-at-top
-  from banet_jax import data  # pylint: disable=g-import-not-at-top
+  from banet_jax import data  # pylint: disable=g-import-not-at-top  (BANet stack: not for --help)
   opensim.Logger.setLevelString('error')
   try:
     path = released.resolve(_CHECKPOINT.value)

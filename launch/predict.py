@@ -77,6 +77,7 @@ _QCA_DISTORTION = flags.DEFINE_float(
 
 def _clips(predictor):
   """(clip_id, clip dict, fps) to predict."""
+  # Lazy: BANet stack, 2.5 s: not for --help.
   from banet_jax import inference  # pylint: disable=g-import-not-at-top
   if _INPUT.value:
     frames = inference.load_frames_npz(_INPUT.value)
@@ -96,7 +97,9 @@ def _clips(predictor):
 def _predict_videos(out_dir):
   """--videos: the real-capture front end (banet_jax.capture). The inputs are checked
   before the checkpoint is restored."""
+  # Lazy: capture front end, 1.5 s: only with --videos.
   from banet_jax.capture import calibration, pipeline, predict  # pylint: disable=g-import-not-at-top
+  # Lazy: capture front end, 1.5 s: only with --videos.
   from banet_jax.capture import keypoints  # pylint: disable=g-import-not-at-top
   if _INPUT.value or _DATASET.value:
     raise ValueError('give --videos, --input or --dataset, not several')
@@ -124,6 +127,7 @@ def _predict_videos(out_dir):
     report = keypoints.keypoints_capture(capture, out_dir, name=name, cutoff_hz=_CUTOFF_HZ.value)
     used = capture.names
   else:
+    # Lazy: BANet stack, 2.5 s: not for --help.
     from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
     predictor = Predictor.restore(_CHECKPOINT.value)
     report = predict.predict_capture(predictor, capture, out_dir, name=name)
@@ -163,6 +167,7 @@ def _check_method() -> None:
         logging.warning('--%s is not used by --method=keypoints (no network; every camera '
                         'is used): ignored', flag)
   elif not _CHECKPOINT.value:
+    # Lazy: flax + JAX, 2.1 s: not for --help.
     from banet_jax import released  # pylint: disable=g-import-not-at-top
     logging.warning('no --checkpoint: using the shipped model %s (MODEL_CARD.md)',
                     released.default_model_path())
@@ -173,14 +178,18 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:  # orbax logs every restore step at INFO
     logging.set_verbosity(logging.WARNING)
   _check_method()
+  # Lazy: OpenSim + BANet stack, 2.5 s: after --help and the flag checks.
   import opensim  # pylint: disable=g-import-not-at-top
+  # Lazy: BANet stack: not for --help.
   from banet_jax import checkpoints, data, export, released  # pylint: disable=g-import-not-at-top
+  # Lazy: BANet stack: not for --help.
   from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString('error')
   out_dir = pathlib.Path(_OUT_DIR.value)
   try:
     if _VIDEOS.value:
       # Every front-end error is a ValueError subclass, or persons.ModelFetchError.
+      # Lazy: capture front end: only with --videos.
       from banet_jax.capture import persons  # pylint: disable=g-import-not-at-top
       try:
         _predict_videos(out_dir)

@@ -30,9 +30,12 @@ from collections.abc import Sequence
 from absl import app
 from absl import flags
 from absl import logging
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from banet_jax.skeleton import OsimError
+from banet_jax.skeleton import OsimError, forward_kinematics, load_osim
+from banet_jax.skeleton.models import model_path as resolve_model
 
 _MODEL = flags.DEFINE_string(
     "model", None,
@@ -203,8 +206,9 @@ def plot_postures(skel, postures: Sequence[str], joint_centers: np.ndarray,
                   markers: np.ndarray, highlight: Sequence[int], floor_y: float,
                   path: str, title: str) -> None:
   """One row per posture: front view (z, y) and side view (x, y)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top  (matplotlib, 0.4 s: not for --help)
   matplotlib.use("Agg")
+  # Lazy: after choosing Agg, never at import.
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   parents = _parent_joints(skel)
@@ -256,11 +260,6 @@ def plot_postures(skel, postures: Sequence[str], joint_centers: np.ndarray,
 def run_demo(model_path: str | None = None, out_dir: str = os.path.join("outputs", "skeleton_demo"),
              markers: Sequence[str] | None = None, verbose: bool = True) -> DemoResult:
   """Runs the demo; prints the table (if verbose) and writes <out_dir>/postures.png."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton import forward_kinematics, load_osim  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton.models import model_path as resolve_model  # pylint: disable=g-import-not-at-top
-
   say = print if verbose else (lambda *a, **k: None)
   model_path = str(resolve_model(model_path))
   skel = load_osim(model_path)

@@ -35,6 +35,8 @@ import pathlib
 import numpy as np
 
 from odah_tfds.body import base as body_base
+from odah_tfds.body import smplx_body
+from odah_tfds.motions import amass
 
 AMASS_REGISTRATION_URL = 'https://amass.is.tue.mpg.de'
 SPLITS = ('train', 'validation', 'test')  # the order of GenerationConfig.subjects
@@ -55,7 +57,6 @@ def _instructions(root: pathlib.Path) -> str:
 
 def list_sequences(root) -> list[pathlib.Path]:
   """The `*_stageii.npz` files under `root`, sorted; AmassFilesError if there are none."""
-  from odah_tfds.motions import amass  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(root)
   if not root.is_dir():
     raise AmassFilesError(f'AMASS folder not found: {root}. {_instructions(root)}')
@@ -166,8 +167,6 @@ def assign(root, subjects: tuple[int, int, int], seed: int,
 
 def subject_shape(sequence):
   """The `SmplxSubject` (gender, betas) stored in an AMASS SMPL-X file."""
-  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
-  from odah_tfds.motions import amass  # pylint: disable=g-import-not-at-top
   data = amass.read_amass_npz(sequence)
   return smplx_body.SmplxSubject(data['gender'], tuple(np.asarray(data['betas']).tolist()))
 
@@ -180,7 +179,6 @@ def check_files(assignment: AmassAssignment, smplx_dir) -> None:
     motions.ManualFilesError: a first sequence is not an AMASS SMPL-X file.
     smplx_body.SmplxModelFilesError: a needed SMPLX_<GENDER>.npz is missing or invalid.
   """
-  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
   genders = sorted({_gender(assignment.root / assignment.groups[g][0])
                     for g in assignment.used_groups()})
   smplx_body.check_model_dir(smplx_dir, genders)
@@ -188,7 +186,6 @@ def check_files(assignment: AmassAssignment, smplx_dir) -> None:
 
 def _gender(sequence: pathlib.Path) -> str:
   """The `gender` of an AMASS file, reading that array only (files can be large)."""
-  from odah_tfds.motions import amass  # pylint: disable=g-import-not-at-top
   try:
     with np.load(sequence, allow_pickle=False) as data:
       value = data['gender'] if 'gender' in data.files else None

@@ -18,6 +18,7 @@ _POOL: list[workers.WorkerPool] = []
 def generate_subject_examples(index: int, config: generate.GenerationConfig,
                               manual: str | None, backgrounds: str | None):
   """FlatMap body: the (key, example) pairs of subject `index`, counted in Beam metrics."""
+  # Lazy: apache_beam, 1.7 s: only Beam builds run this; every build imports this module.
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   if not _POOL:
     _POOL.append(workers.WorkerPool(1))

@@ -55,6 +55,7 @@ from odah_tfds import motions as motion_lib
 from banet_jax.skeleton import ik as jax_ik
 from odah_tfds.alignment import marker_setup, opensim_ik, opensim_scaling
 from odah_tfds.body import base as body_base
+from odah_tfds.body import smplx_body
 
 # Body density (kg/m^3) used to turn the mesh volume into the subject's mass (whole-body
 # density of adults is ~1.01-1.07 g/cm^3; Winter 2009). Mass only scales inertia.
@@ -321,7 +322,6 @@ def amass_frames(subject: SubjectLabels, clip, start: int, num_frames: int
     (BodyFrames, placement dict: 'heading_deg' = the turn applied, 'origin_m' = the
     first frame's native pelvis position (world x, z) that was moved to the origin).
   """
-  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
   body = subject.body
   if not isinstance(body, smplx_body.SmplxBody):
     raise TypeError(f'AMASS clips drive the SMPL-X backend, not {body.name!r}')

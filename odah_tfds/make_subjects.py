@@ -78,10 +78,12 @@ def _make_body(body: str, smplx_dir):
   if body == 'anny':
     if smplx_dir is not None:
       raise ValueError('--smplx_dir is for --body=smplx')
+    # Lazy: JAX, 3.4 s: not for --help.
     from odah_tfds.body.anny_body import AnnyBody  # pylint: disable=g-import-not-at-top
     return AnnyBody()
   if body != 'smplx':
     raise ValueError(f"body must be 'anny' or 'smplx', got {body!r}")
+  # Lazy: JAX, 3.4 s: not for --help.
   from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
   if smplx_dir is None:
     raise ValueError('--body=smplx needs --smplx_dir=DIR holding '
@@ -99,9 +101,10 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
   Raises ValueError or `body.base.ManualFilesError` (missing / invalid files).
   """
   # Imported here so `--help` answers without loading torch, anny or JAX.
+  # Lazy: JAX, 3.4 s: not for --help.
   from odah_tfds import amass_subjects  # pylint: disable=g-import-not-at-top
-  from odah_tfds import labels  # pylint: disable=g-import-not-at-top
-  from odah_tfds import motions  # pylint: disable=g-import-not-at-top
+  from odah_tfds import labels  # pylint: disable=g-import-not-at-top  (JAX, 3.4 s: not for --help)
+  from odah_tfds import motions  # pylint: disable=g-import-not-at-top  (JAX, 3.4 s: not for --help)
 
   families = list(config.families or motions.ODAH_1_FAMILIES)
   unknown = sorted(set(families) - set(motions.FAMILIES))
@@ -151,6 +154,7 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
         continue
       paths = labels.write_clip_files(subject, clip, out / subject_id)
       if plot:
+        # Lazy: matplotlib, 0.6 s: only with --plot.
         from odah_tfds import visualize  # pylint: disable=g-import-not-at-top
         visualize.plot_clip(clip, pathlib.Path(paths['npz']).with_suffix('.png'))
       for name, seconds in clip.timings.items():
@@ -198,8 +202,9 @@ def run(num_subjects: int, out: pathlib.Path, config, seed: int = 0, plot: bool 
 
 def main(argv):
   del argv
-  import opensim  # pylint: disable=g-import-not-at-top
-  from odah_tfds import labels  # pylint: disable=g-import-not-at-top
+  import opensim  # pylint: disable=g-import-not-at-top  (OpenSim + JAX, 3.4 s: not for --help)
+  from odah_tfds import labels  # pylint: disable=g-import-not-at-top  (JAX, 3.4 s: not for --help)
+  # Lazy: JAX, 3.4 s: not for --help.
   from odah_tfds.body import base  # pylint: disable=g-import-not-at-top
   opensim.Logger.setLevelString(_OPENSIM_LOG.value)
   config = labels.LabelConfig(fps=_FPS.value, clip_frames=_FRAMES.value,

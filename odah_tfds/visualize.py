@@ -10,13 +10,14 @@ from __future__ import annotations
 import pathlib
 
 import matplotlib
+from matplotlib.collections import LineCollection, PolyCollection
+import numpy as np
+
+from banet_jax.skeleton.models import load_model
 
 matplotlib.use('Agg')
+# pyplot after choosing Agg.
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-from matplotlib.collections import LineCollection, PolyCollection  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from banet_jax.skeleton.models import load_model  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # (horizontal axis, its sign, vertical axis) of each view.
 VIEWS = {'front': (2, -1.0, 1), 'side': (0, 1.0, 1)}

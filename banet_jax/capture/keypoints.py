@@ -52,7 +52,10 @@ from scipy import ndimage, signal
 from scipy.spatial.transform import Rotation
 
 from banet_jax.capture import persons
+from banet_jax.capture import placement
+from banet_jax.capture import predict
 from banet_jax.skeleton import Skeleton, forward_kinematics
+from banet_jax.skeleton import ik
 from banet_jax.skeleton.models import project_skeleton
 
 # BlazePose landmark -> marker of the project model (banet_fullbody.osim, markers in its
@@ -533,7 +536,6 @@ def solve_keypoints(skel: Skeleton, points, fps: float, *, cutoff_hz: float | No
   Raises:
     KeypointError: no frame can be solved.
   """
-  from banet_jax.skeleton import ik  # pylint: disable=g-import-not-at-top
   points = np.asarray(points, np.float64)
   if points.ndim != 3 or points.shape[1:] != (len(persons.LANDMARK_NAMES), 3):
     raise ValueError(f'points must be (T, {len(persons.LANDMARK_NAMES)}, 3), got {points.shape}')
@@ -629,7 +631,6 @@ def keypoints_capture(capture, out_dir, *, name: str = 'capture',
   Returns:
     The report (also written as report.json), with the output paths under 'files'.
   """
-  from banet_jax.capture import predict  # pylint: disable=g-import-not-at-top
   if len(capture.names) < 3:
     raise KeypointError(f'the keypoint method triangulates; give three or more calibrated '
                         f'videos (got {len(capture.names)}: {capture.names})')
@@ -697,7 +698,6 @@ def camera_subset_spread(skel: Skeleton, landmarks, visibility, cameras: Sequenc
     'at_bounds': {coordinate: fraction of the reference's solved frames on a bound of
     its range (clamped by the IK; there the spread means nothing)}}.
   """
-  from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
   landmarks = np.asarray(landmarks)
   visibility = np.asarray(visibility)
   count = len(cameras)

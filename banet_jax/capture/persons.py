@@ -56,9 +56,11 @@ import tempfile
 import zipfile
 from typing import Optional, Sequence
 
+from ai_edge_litert.interpreter import Interpreter
 import cv2
 import numpy as np
 
+from banet_jax import geometry
 from banet_jax.capture import registry
 
 LANDMARK_NAMES = (
@@ -370,7 +372,6 @@ class BlazePose:
   """The BlazePose detector and full landmark model on the CPU (owns both interpreters)."""
 
   def __init__(self, model_paths=None, num_threads: int = 2, min_detection_score: float = 0.5):
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
     paths = dict(model_paths) if model_paths is not None else blazepose_models()
     self.min_detection_score = float(min_detection_score)
     self._detector = Interpreter(model_path=str(paths['detector']), num_threads=num_threads)
@@ -614,7 +615,6 @@ def triangulate(points_2d, cameras, weights=None) -> np.ndarray:
 def _project(camera, points: np.ndarray) -> np.ndarray:
   if hasattr(camera, 'project'):
     return np.asarray(camera.project(points), np.float64)
-  from banet_jax import geometry  # pylint: disable=g-import-not-at-top
   return geometry.project(points, np.asarray(camera.K, np.float64),
                           np.asarray(camera.R, np.float64), np.asarray(camera.t, np.float64))
 

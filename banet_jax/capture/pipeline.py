@@ -55,6 +55,7 @@ import numpy as np
 
 from banet_jax import crops as crop_lib
 from banet_jax.capture import persons
+from banet_jax.capture import placement
 from banet_jax.capture import video as video_lib
 from banet_jax.crops import EmptyMaskError
 
@@ -333,7 +334,6 @@ class Capture:
   def _correct_sides(self, f: int) -> None:
     """Undoes a detector's left/right exchange in frame f where the other cameras outvote
     it (`placement.left_right_swaps`; three or more cameras), and reports the frame."""
-    from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
     if len(self.names) < 3:
       return
     window = slice(f, f + 1)
@@ -374,7 +374,6 @@ class Capture:
   def triangulate(self, frames=slice(None), **kwargs):
     """World landmarks (T, 33, 3) and cameras used (T, 33) from all cameras
     (`placement.triangulate_landmarks`)."""
-    from banet_jax.capture import placement  # pylint: disable=g-import-not-at-top
     return placement.triangulate_landmarks(self.landmarks[:, frames], self.visibility[:, frames],
                                            self.calibration.cameras, **kwargs)
 

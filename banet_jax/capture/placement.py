@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from banet_jax.capture.persons import triangulate
 from banet_jax.skeleton import Skeleton, forward_kinematics
 
 # BlazePose landmark index -> the model joint whose centre it marks (project model names,
@@ -102,7 +103,6 @@ def triangulate_landmarks(landmarks, visibility, cameras: Sequence, *,
     points (T, L, 3) metres (nan where not triangulated) and the number of cameras
     used (T, L) int.
   """
-  from banet_jax.capture.persons import triangulate  # pylint: disable=g-import-not-at-top
   landmarks = np.asarray(landmarks, np.float64)
   visibility = np.asarray(visibility, np.float64)
   c = len(cameras)

@@ -6,6 +6,6 @@
 The fast path, batched Levenberg-Marquardt IK on the JAX skeleton layer, is a skeleton-layer
 tool and lives beside it: `banet_jax.skeleton.ik.solve_ik`.
 
-The OpenSim modules import `opensim` lazily; nothing here imports TensorFlow. Import the
-submodules directly (`from odah_tfds.alignment import opensim_ik`).
+Nothing here imports TensorFlow. Import the submodules directly
+(`from odah_tfds.alignment import opensim_ik`).
 """

@@ -34,8 +34,10 @@ import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import opensim as osim
 
 from banet_jax import opensim_io
+from banet_jax.skeleton import load_osim
 from odah_tfds.alignment import marker_setup
 
 # The solver's convergence accuracy. The IK tool's default, 1e-5, leaves weakly
@@ -116,7 +118,6 @@ def run_ik(model_path: str | os.PathLike, marker_names: Sequence[str], positions
   Returns:
     IKResult.
   """
-  import opensim as osim  # pylint: disable=g-import-not-at-top  # lazy: heavy
   model_path = os.path.abspath(os.fspath(model_path))
   if not os.path.isfile(model_path):
     raise FileNotFoundError(f'{model_path}: no such OpenSim model')
@@ -213,7 +214,6 @@ def _write_outputs(osim, out: pathlib.Path, name: str, model_path: str, times, n
                    positions, weight_array, coord_names, coordinates, errors, rms, max_error,
                    accuracy) -> dict[str, str]:
   """Writes the run as OpenSim's IK tool would (see the module docstring)."""
-  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
   out.mkdir(parents=True, exist_ok=True)
   files = {'trc': out / f'{name}_markers.trc', 'mot': out / f'{name}_ik.mot',
            'errors': out / f'{name}_ik_marker_errors.sto', 'setup': out / f'{name}_ik_setup.xml'}

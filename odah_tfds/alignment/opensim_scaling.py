@@ -43,9 +43,13 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
+import opensim as osim
 
 from banet_jax import opensim_io
+from banet_jax.skeleton import forward_kinematics, load_osim
+from banet_jax.skeleton import models
 from odah_tfds.alignment import marker_setup
 from odah_tfds.alignment import opensim_ik
 
@@ -274,10 +278,7 @@ def scale_model(static_markers, generic_model_path: str | os.PathLike | None = N
   Returns:
     ScaleResult (file paths, factors, measurement values, residuals, static pose).
   """
-  import opensim as osim  # pylint: disable=g-import-not-at-top  # lazy: heavy
-  from banet_jax.skeleton import forward_kinematics, load_osim  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton.models import model_path  # pylint: disable=g-import-not-at-top
-  generic_model_path = os.path.abspath(model_path(generic_model_path))
+  generic_model_path = os.path.abspath(models.model_path(generic_model_path))
   if not (np.isfinite(subject_mass) and subject_mass > 0):
     raise ValueError(f'subject_mass must be a positive number of kg, got {subject_mass}')
   if subject_height is not None and not (np.isfinite(subject_height) and 0.3 < subject_height < 3):
@@ -418,7 +419,6 @@ def clamp_model(model_path) -> list[str]:
   at +-180 deg); translations are left free. OpenSim's IK then bounds them in its
   optimiser (it ignores ranges of unclamped coordinates), and `jax_ik` projects them.
   """
-  import opensim as osim  # pylint: disable=g-import-not-at-top
   path = os.fspath(model_path)
   model = osim.Model(path)
   coordinates = model.updCoordinateSet()
@@ -456,9 +456,6 @@ def joint_centre_translation(model_path, coordinate_names: Sequence[str], q,
     trial: {marker name: (3,)} static trial (ground frame, m).
     weights: {marker name: IK weight}.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton import forward_kinematics  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton import load_osim  # pylint: disable=g-import-not-at-top
   skel = load_osim(model_path)
   names = [n for n in skel.marker_names if n in trial and weights.get(n, 0.0) > 0
            and n in marker_setup.MARKER_CLASSES and marker_setup.marker_class(n) == 'joint']

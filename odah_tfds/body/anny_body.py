@@ -127,12 +127,13 @@ def anny_model():
 
   Explicit cache: built on first use and shared; do not mutate it (e.g. `.to()`).
   """
+  # Lazy: anny + torch, ~3 s: only when a body is built; the TFDS builder imports this module.
   import anny  # pylint: disable=g-import-not-at-top
   return anny.Anny()
 
 
 def anny_data_dir() -> pathlib.Path:
-  import anny.paths  # pylint: disable=g-import-not-at-top
+  import anny.paths  # pylint: disable=g-import-not-at-top  (anny + torch, ~3 s: only for textures)
   return pathlib.Path(anny.paths.get_anny_root_dir()) / 'data'
 
 
@@ -281,7 +282,7 @@ class AnnyBody(base.BodyModel):
   NATIVE_TO_WORLD = ANNY_NATIVE_TO_WORLD
 
   def __init__(self, model=None):
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top  (torch, 1.5 s: only when a body is built)
     self._torch = torch
     self._model = model if model is not None else anny_model()
     m = self._model

@@ -323,6 +323,7 @@ class SmplxBody(base.BodyModel):
 
   def __init__(self, model_dir, marker_vertices: Mapping[str, int] | None = None,
                joint_centres: str = JOINT_CENTRES, carry: str = CARRY):
+    # Lazy: torch, 1.9 s: only when an SMPL-X body is built.
     import torch  # pylint: disable=g-import-not-at-top
     self._torch = torch
     self.model_dir = pathlib.Path(model_dir)
@@ -375,6 +376,7 @@ class SmplxBody(base.BodyModel):
     """The smplx.SMPLX module for a gender and number of betas (built once, cached)."""
     key = (gender, int(num_betas))
     if key not in self._models:
+      # Lazy: smplx + torch, 2 s: only when a model is loaded.
       import smplx  # pylint: disable=g-import-not-at-top
       path = self.model_path(gender)
       self._models[key] = smplx.SMPLX(

@@ -33,6 +33,7 @@ import math
 import pathlib
 
 import numpy as np
+from scipy import optimize
 
 NUM_JOINTS = 55
 # SMPL-X kinematic tree (parent of each joint, -1 for the pelvis).
@@ -205,7 +206,6 @@ def _j_regressor(v, joint_of_vertex, joints):
   """(55, V): each joint as a convex combination of nearby vertices of its own and its
   parent's segments (non-negative least squares with a sum-to-one row), exact on the
   template, so the regressed joints follow the shape blend shapes as in SMPL-X."""
-  from scipy import optimize  # pylint: disable=g-import-not-at-top
   reg = np.zeros((NUM_JOINTS, len(v)))
   for k in range(NUM_JOINTS):
     cand = np.flatnonzero(np.isin(joint_of_vertex, [k, max(PARENTS[k], 0)]))
@@ -277,6 +277,7 @@ def patched_smplx_vertex_ids(num_vertices: int):
   table the SMPLX constructor reads) maps every entry into range(num_vertices); the
   table is restored on exit. Only needed to construct models from stand-ins with fewer
   than 9930 vertices (the extra joints are then meaningless)."""
+  # Lazy: smplx + torch, 1.1 s: writing stand-ins needs neither.
   from smplx import vertex_ids  # pylint: disable=g-import-not-at-top
   table = vertex_ids.vertex_ids['smplx']
   saved = dict(table)

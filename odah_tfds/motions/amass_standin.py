@@ -14,10 +14,15 @@ A whole stand-in manual_dir (smplx/ + amass/), e.g. to try `make_subjects --amas
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from odah_tfds import motions
+from odah_tfds.body import smplx_body
+from odah_tfds.body import smplx_standin
 
 # The rotation AMASS's root orientation applies to stand a y-up SMPL-X body in the z-up
 # mocap frame (+90 deg about x); see `smplx_body.SMPLX_Z_UP_TO_WORLD`.
@@ -45,8 +50,6 @@ def write_standin_sequence(path, body, shape, motion='walking', seed: int = 0,
   Returns:
     The `Motion` (project coordinates, with heading and offset) the file was made from.
   """
-  from odah_tfds import motions  # pylint: disable=g-import-not-at-top
-  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
   if isinstance(motion, str):
     motion = motions.sample_motion(motion, np.random.default_rng(seed), fps=fps,
                                    num_frames=num_frames, heading_deg=heading_deg)
@@ -86,8 +89,6 @@ def write_standin_tree(out, people: int = 2, families=('walking', 'squat'), seco
   """A stand-in manual_dir: `<out>/smplx/` (male and female `smplx_standin` models) and
   `<out>/amass/STANDIN/p<k>/<family>_stageii.npz` (person k: alternating gender, betas[:2]
   ~ N(0, 0.5), random heading and start position). Returns `out`."""
-  from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
-  from odah_tfds.body import smplx_standin  # pylint: disable=g-import-not-at-top
   out = pathlib.Path(out)
   for gender in ('male', 'female'):
     smplx_standin.write_standin_model(out / 'smplx', gender)
@@ -106,7 +107,6 @@ def write_standin_tree(out, people: int = 2, families=('walking', 'squat'), seco
 
 def main(argv=None) -> None:
   """python -m odah_tfds.motions.amass_standin --out=DIR [--people=N] [--families=a,b]"""
-  import argparse  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description='Writes a stand-in SMPL-X + AMASS manual_dir '
                                    '(procedural, for tests and measurements only).')
   parser.add_argument('--out', required=True)

@@ -33,6 +33,7 @@ import functools
 
 import jax
 import numpy as np
+from scipy import ndimage
 
 from banet_jax.skeleton import Skeleton, forward_kinematics
 
@@ -647,7 +648,6 @@ def subject_geometry(skel: Skeleton, scales=None) -> SubjectGeometry:
 def lower_envelope(x, width: int) -> np.ndarray:
   """A smooth curve below x (approximately): running min over 2*width+1 frames,
   then a Gaussian of standard deviation width/2 frames."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
   x = np.asarray(x, dtype=np.float64)
   if width <= 0:
     return x.copy()
@@ -658,7 +658,6 @@ def lower_envelope(x, width: int) -> np.ndarray:
 def smooth_envelope(x, width: int) -> np.ndarray:
   """A smooth curve above x (approximately): running max over 2*width+1 frames, then
   a Gaussian of standard deviation width/2 frames."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
   x = np.asarray(x, dtype=np.float64)
   if width <= 0:
     return x.copy()

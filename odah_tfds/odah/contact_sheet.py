@@ -14,6 +14,10 @@ import pathlib
 from absl import app
 from absl import flags
 import numpy as np
+import tensorflow_datasets as tfds
+
+from banet_jax.skeleton.models import project_skeleton
+import odah_tfds.odah  # pylint: disable=unused-import  (registers odah)
 
 _CONFIG = flags.DEFINE_string('config', 'tiny', 'odah config.')
 _SPLIT = flags.DEFINE_string('split', 'train', 'Split to sample.')
@@ -27,9 +31,6 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Which examples and frames to sample.')
 def read_examples(config: str, split: str, data_dir: str | None, count: int,
                   seed: int = 0) -> list[dict]:
   """`count` examples of a built split as numpy dicts (sampled with `seed`)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import odah_tfds.odah  # pylint: disable=g-import-not-at-top,unused-import  # registers odah
-
   builder = tfds.builder(f'odah/{config}', data_dir=data_dir)
   if not builder.is_prepared():
     raise FileNotFoundError(f'odah/{config} is not built in {builder.data_dir}: run '
@@ -58,10 +59,10 @@ def _text(value) -> str:
 def plot_contact_sheet(examples: list[dict], out: pathlib.Path, frames: int = 3,
                        seed: int = 0) -> pathlib.Path:
   """One row per example: `frames` frames of view 0, then the same frames of view 1."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top  (matplotlib, 0.4 s: only when plotting)
   matplotlib.use('Agg')
+  # Lazy: after choosing Agg, never at import.
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from banet_jax.skeleton.models import project_skeleton  # pylint: disable=g-import-not-at-top
 
   bones = bone_pairs(project_skeleton())
   rng = np.random.default_rng(seed)

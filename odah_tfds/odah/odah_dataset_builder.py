@@ -158,6 +158,8 @@ CONFIGS = [
 
 
 def _tf_dtype(name: str):
+  # Lazy: TensorFlow never beside the GL renderer; importing the builder stays TF-free
+  # (e.g. tests that render read its CONFIGS).
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return {'float32': tf.float32, 'uint8': tf.uint8, 'int32': tf.int32, 'bool': tf.bool,
           'str': tf.string}[name]
@@ -241,6 +243,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     generation = self.builder_config.generation
     indices = list(generation.subject_indices(split))
     if self.builder_config.use_beam or os.environ.get('ODAH_BEAM') == '1':
+      # Lazy: apache_beam, 1.7 s: only for Beam builds.
       import apache_beam as beam  # pylint: disable=g-import-not-at-top
       return (beam.Create(indices)
               | beam.FlatMap(beam_generation.generate_subject_examples, config=generation,

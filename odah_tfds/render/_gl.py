@@ -32,5 +32,6 @@ def import_pyrender():
   check_no_tensorflow()
   if 'OpenGL' not in sys.modules:
     os.environ.setdefault(PLATFORM_ENV, DEFAULT_PLATFORM)
+  # Lazy: pyrender/OpenGL: PYOPENGL_PLATFORM set and TensorFlow ruled out first.
   import pyrender  # pylint: disable=g-import-not-at-top
   return pyrender

@@ -36,6 +36,10 @@ import pathlib
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from odah_tfds.body import anny_body
+from odah_tfds.body import smplx_body
 
 _log = logging.getLogger(__name__)
 
@@ -338,7 +342,6 @@ def _check_uv_mesh(num_vertices: int, faces, uvs, uv_faces) -> None:
 def _body_parts_cached(body) -> BodyParts:
   name = getattr(body, 'name', None)
   if name == 'anny':
-    from odah_tfds.body import anny_body  # pylint: disable=g-import-not-at-top
     model = body.model
     w = model.vertex_bone_weights.detach().cpu().numpy().astype(np.float64)
     idx = model.vertex_bone_indices.detach().cpu().numpy().astype(np.int64)
@@ -351,7 +354,6 @@ def _body_parts_cached(body) -> BodyParts:
         texture_coordinates=body.texture_coordinates,
         face_texture_coordinate_indices=body.face_texture_coordinate_indices)
   if name == 'smplx':
-    from odah_tfds.body import smplx_body  # pylint: disable=g-import-not-at-top
     geometry = body.rest_geometry()
     data = body.model_data(body.genders[0])
     return BodyParts.from_skinning(smplx_body.JOINT_NAMES, data['weights'], geometry.vertices,
@@ -788,7 +790,6 @@ def load_background(path, image_size, rng: np.random.Generator,
                     config: AppearanceConfig = AppearanceConfig()) -> tuple[np.ndarray, dict]:
   """An image file scaled to cover `image_size` (times a random zoom), randomly cropped
   and mirrored. Returns (H, W, 3) uint8 and the record. Raises OSError if unreadable."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   width, height = (int(s) for s in image_size)
   zoom = float(rng.uniform(*config.background_zoom_range))
   with Image.open(path) as im:
@@ -885,6 +886,7 @@ def sample_appearance(rng: np.random.Generator, body, image_size,
   if config.uv_texture_probability > 0.0:
     choices['texture'] = None
     if rng.random() < config.uv_texture_probability:
+      # Lazy: import cycle: textures imports appearance.
       from odah_tfds.render import textures  # pylint: disable=g-import-not-at-top
       # The texture paints from its own generator (seed recorded): its details can change
       # without shifting any later draw of the clip.

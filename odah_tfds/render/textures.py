@@ -69,7 +69,11 @@ import hashlib
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage
+from scipy import spatial
 
+from odah_tfds.body import anny_body
 from odah_tfds.render import appearance as app
 
 # anny region masks (`anny_texture_paths()['skin_masks']` keys) and their multiplicative
@@ -264,7 +268,6 @@ def _boundary_distance(rest: np.ndarray, edges: np.ndarray, crossing: np.ndarray
                        bound: float = np.inf) -> np.ndarray:
   """Distance (m) of each vertex to the midpoints of the edges marked `crossing`,
   capped at `bound` (a cap makes the k-d tree query ~3x faster); `bound` when none."""
-  from scipy import spatial  # pylint: disable=g-import-not-at-top
   if not crossing.any():
     return np.full(len(rest), bound)
   mid = 0.5 * (rest[edges[crossing, 0]] + rest[edges[crossing, 1]])
@@ -294,7 +297,6 @@ def _limb_coordinate(parts: app.BodyParts) -> np.ndarray:
 
 
 def _build_atlas(parts: app.BodyParts, size: int) -> UVAtlas:
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
   faces = np.asarray(parts.faces, np.int64)
   uvs = np.asarray(parts.texture_coordinates, np.float64)
   uv_faces = np.asarray(parts.face_texture_coordinate_indices, np.int64)
@@ -351,8 +353,6 @@ def anny_region_masks(size: int) -> dict[str, np.ndarray]:
   """anny's MakeHuman skin-region masks (`anny_texture_paths()['skin_masks']`, 2048^2
   grayscale JPEGs in anny's UV layout) as (size, size) float32 in [0, 1], row 0 = top.
   JPEG draft mode decodes them at a reduced scale (~20 ms each at 512)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from odah_tfds.body import anny_body  # pylint: disable=g-import-not-at-top
   out = {}
   for name, path in anny_body.anny_texture_paths()['skin_masks'].items():
     with Image.open(path) as im:
@@ -442,7 +442,6 @@ def _garment_signed_distance(atlas: UVAtlas, inside: np.ndarray) -> np.ndarray:
   > 0 inside. Edge: the midpoints of the mesh edges leaving the covered vertices (the
   zero crossing of the interpolated distance runs through them), replaced near each
   boundary ring by the ring's plane (RING_MIN_POINTS, RING_REACH)."""
-  from scipy import spatial  # pylint: disable=g-import-not-at-top
   parts = atlas.parts
   rest = parts.rest_vertices.astype(np.float64)
   e = atlas.edges
