@@ -89,17 +89,19 @@ class TrainConfig:
   Each field's metadata holds its help text; `launch/train.py` makes one flag per field.
   """
 
-  # Data (`data` gives them as a DataConfig).
-  dataset: str = _field('odah/tiny', "'odah/<config>' (TFDS, built with "
+  # Data (`data` gives them as a DataConfig; defaults are DataConfig's).
+  dataset: str = _field(DataConfig.dataset, "'odah/<config>' (TFDS, built with "
                         "--file_format=array_record) or 'synthetic' (generated stick figures; "
                         'no files).')
-  data_dir: str | None = _field(None, 'TFDS data directory (default: $TFDS_DATA_DIR or '
-                                '~/tensorflow_datasets).')
+  data_dir: str | None = _field(DataConfig.data_dir, 'TFDS data directory (default: '
+                                '$TFDS_DATA_DIR or ~/tensorflow_datasets).')
   train_split: str = _field('train', 'Training split.')
   eval_split: str = _field('validation', 'Validation split (used when --eval_every > 0).')
-  synthetic_clips: int = _field(8, 'Clips per split of --dataset=synthetic.')
-  synthetic_frames: int = _field(32, 'Frames per synthetic clip.')
-  synthetic_crop_size: int = _field(64, 'Crop size of synthetic clips.')
+  synthetic_clips: int = _field(DataConfig.synthetic_clips,
+                                'Clips per split of --dataset=synthetic.')
+  synthetic_frames: int = _field(DataConfig.synthetic_frames, 'Frames per synthetic clip.')
+  synthetic_crop_size: int = _field(DataConfig.synthetic_crop_size,
+                                    'Crop size of synthetic clips.')
   data_threads: int = _field(2, 'Input-pipeline threads (grain).')
   prefetch: int = _field(4, 'Batches prefetched by the input pipeline.')
   clip_cache: int = _field(16, 'Decoded clips kept in memory by the input pipeline.')

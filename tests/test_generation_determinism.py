@@ -19,6 +19,7 @@ import pytest
 from banet_jax.skeleton import forward_kinematics, load_osim
 from banet_jax.skeleton import ik as jax_ik
 from odah_tfds.alignment import marker_setup, opensim_scaling
+from scaled_subjects import subject_scale_factors
 
 NUM_FRAMES = 4
 
@@ -32,13 +33,7 @@ def _subject(out, project_model_path, seed: int):
   """A subject model scaled by OpenSim's ScaleTool from the project model (as
   `labels.make_subject` makes them)."""
   generic = load_osim(project_model_path)
-  rng = np.random.default_rng(seed)
-  scales = np.repeat(rng.uniform(0.9, 1.1, (generic.num_bodies, 1)), 3, axis=1)
-  for group in (('femur', 'patella'), ('talus', 'calcn', 'toes'), ('ulna', 'radius')):
-    for side in ('r', 'l'):
-      for other in group[1:]:
-        scales[generic.body_index(f'{other}_{side}')] = scales[
-            generic.body_index(f'{group[0]}_{side}')]
+  scales = subject_scale_factors(generic, seed)
   static = np.asarray(forward_kinematics(generic, generic.default_coordinates, scales).markers)
   result = opensim_scaling.scale_model(dict(zip(generic.marker_names, static)),
                                        project_model_path, out, subject_mass=70.0,

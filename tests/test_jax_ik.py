@@ -21,6 +21,7 @@ import pytest
 from banet_jax.skeleton import apply_couplers, forward_kinematics, load_osim
 from banet_jax.skeleton import ik as jax_ik
 from odah_tfds.alignment import marker_setup, opensim_ik, opensim_scaling
+from scaled_subjects import subject_scale_factors
 
 LOCKED = ('mtp_angle_l', 0.15)  # coordinate locked in the test subject, and its value
 NUM_FRAMES = 6  # every default test uses this many frames (one compilation)
@@ -47,13 +48,7 @@ def _scaled_subject(out, project_model_path, seed: int, name: str):
   generic_path = out / 'generic_locked.osim'
   tree.write(generic_path, encoding='UTF-8', xml_declaration=True)
   generic = load_osim(generic_path)
-  rng = np.random.default_rng(seed)
-  scales = np.repeat(rng.uniform(0.9, 1.1, (generic.num_bodies, 1)), 3, axis=1)
-  for group in (('femur', 'patella'), ('talus', 'calcn', 'toes'), ('ulna', 'radius')):
-    for side in ('r', 'l'):
-      for other in group[1:]:
-        scales[generic.body_index(f'{other}_{side}')] = scales[
-            generic.body_index(f'{group[0]}_{side}')]
+  scales = subject_scale_factors(generic, seed)
   static = np.asarray(forward_kinematics(generic, generic.default_coordinates, scales).markers)
   result = opensim_scaling.scale_model(dict(zip(generic.marker_names, static)), generic_path,
                                        out, subject_mass=70.0, name=name,
