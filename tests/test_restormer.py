@@ -3,6 +3,12 @@
 The references below are written in numpy from the PyTorch definitions (NCHW
 layout, OIHW kernels, torch's view/permute pixel (un)shuffle), independently of
 the NHWC implementation under test.
+
+A second reference, `_Lax*` further down, is the module's original Flax formulation
+(lax.conv_general_dilated for the depthwise and 3x3 convs, flax LayerNorm, einsum
+attention, autodiff everywhere), kept here after the speed rewrite to pin the parameter
+tree (names, shapes, initial values) and the outputs and gradients of the rewritten
+operators to it.
 """
 
 from __future__ import annotations
@@ -14,14 +20,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import flax.linen as nn
+
 from banet_jax.model.restormer import (
   GDFN,
   MDTA,
   Conv2d,
   TemporalRestormer,
   TransformerBlock,
+  batched_linear,
+  depthwise_conv,
+  gelu_gate,
   pixel_shuffle_time,
   pixel_unshuffle_time,
+  pointwise_conv,
 )
 
 PAPER_PARAM_COUNT = 14_397_541
@@ -430,3 +442,216 @@ def test_paper_size_forward():
   x = _normal(0, (1, 64, 102))
   y = jax.jit(model.apply)({'params': _random_params(model, x, 1)}, x)
   assert y.shape == (1, 64, 102) and bool(jnp.all(jnp.isfinite(y)))
+
+
+# ----------------------------------------------------------------------------------------
+# the original lax formulation (the module before the CPU speed rewrite), as a reference
+
+
+class _LaxConv2d(nn.Module):
+  features: int
+  kernel_size: int = 1
+  groups: int = 1
+  use_bias: bool = True
+  dtype: object = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    cin, k = x.shape[-1], self.kernel_size
+    bound = 1.0 / math.sqrt(k * k * cin // self.groups)
+    init = lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+    kernel = self.param('kernel', init, (k, k, cin // self.groups, self.features))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if k == 1 and self.groups == 1:
+      y = jnp.einsum('bhwi,io->bhwo', x, kernel[0, 0])
+    else:
+      y = jax.lax.conv_general_dilated(
+          x, kernel, (1, 1), ((k // 2, k // 2),) * 2, dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+          feature_group_count=self.groups)
+    if self.use_bias:
+      y = y + self.param('bias', init, (self.features,)).astype(self.dtype)
+    return y
+
+
+class _LaxMDTA(nn.Module):
+  num_heads: int
+  dtype: object = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, h, w, d = x.shape
+    temperature = self.param('temperature', nn.initializers.ones, (self.num_heads,))
+    qkv = _LaxConv2d(3 * d, 1, 1, True, self.dtype, name='qkv')(x)
+    qkv = _LaxConv2d(3 * d, 3, 3 * d, True, self.dtype, name='qkv_dwconv')(qkv)
+    c = d // self.num_heads
+    q, k, v = (t.reshape(b, h * w, self.num_heads, c) for t in jnp.split(qkv, 3, axis=-1))
+    q = q / jnp.maximum(jnp.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    k = k / jnp.maximum(jnp.linalg.norm(k, axis=1, keepdims=True), 1e-12)
+    attn = jax.nn.softmax(jnp.einsum('bnhc,bnhe->bhce', q, k) * temperature[:, None, None], -1)
+    out = jnp.einsum('bhce,bnhe->bnhc', attn, v).reshape(b, h, w, d)
+    return _LaxConv2d(d, 1, 1, True, self.dtype, name='project_out')(out)
+
+
+class _LaxGDFN(nn.Module):
+  dtype: object = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    d = x.shape[-1]
+    hidden = int(d * 2.66)
+    y = _LaxConv2d(2 * hidden, 1, 1, True, self.dtype, name='project_in')(x)
+    y = _LaxConv2d(2 * hidden, 3, 2 * hidden, True, self.dtype, name='dwconv')(y)
+    x1, x2 = jnp.split(y, 2, axis=-1)
+    return _LaxConv2d(d, 1, 1, True, self.dtype, name='project_out')(
+        jax.nn.gelu(x1, approximate=False) * x2)
+
+
+class _LaxBlock(nn.Module):
+  num_heads: int
+  dtype: object = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    norm = lambda name: nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, dtype=self.dtype,
+                                     name=name)
+    x = x + _LaxMDTA(self.num_heads, self.dtype, name='attn')(norm('norm1')(x))
+    return x + _LaxGDFN(self.dtype, name='ffn')(norm('norm2')(x))
+
+
+class _LaxTemporalRestormer(nn.Module):
+  dim: int = 48
+  num_blocks: tuple = (4, 6, 6)
+  heads: tuple = (1, 2, 4)
+  dtype: object = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    d1, d2, d3 = self.dim, 2 * self.dim, 8 * self.dim
+    conv = lambda f, k, bias, name: _LaxConv2d(f, k, 1, bias, self.dtype, name=name)
+    unshuffle = lambda t, r: t.reshape(t.shape[0], t.shape[1], t.shape[2] // r, r * t.shape[3])
+    shuffle = lambda t, r: t.reshape(t.shape[0], t.shape[1], t.shape[2] * r, t.shape[3] // r)
+
+    def blocks(t, heads, n, prefix):
+      for i in range(n):
+        t = _LaxBlock(heads, self.dtype, name=f'{prefix}_{i}')(t)
+      return t
+
+    enc1 = blocks(conv(d1, 3, False, 'patch_embed')(jnp.swapaxes(x, 1, 2)[..., None]),
+                  self.heads[0], self.num_blocks[0], 'encoder_level1')
+    enc2 = blocks(unshuffle(conv(d1, 3, False, 'down1_2')(enc1), 2), self.heads[1],
+                  self.num_blocks[1], 'encoder_level2')
+    enc3 = blocks(unshuffle(conv(d2, 3, False, 'down2_3')(enc2), 4), self.heads[2],
+                  self.num_blocks[2], 'encoder_level3')
+    dec2 = shuffle(conv(d3, 3, False, 'up3_2')(enc3), 4)
+    dec2 = conv(d2, 1, True, 'reduce_chan_level2')(jnp.concatenate([dec2, enc2], -1))
+    dec2 = blocks(dec2, self.heads[1], self.num_blocks[1], 'decoder_level2')
+    dec1 = jnp.concatenate([shuffle(conv(d2, 3, False, 'up2_1')(dec2), 2), enc1], -1)
+    dec1 = blocks(dec1, self.heads[0], self.num_blocks[0], 'decoder_level1')
+    return jnp.swapaxes(conv(1, 3, True, 'fusion')(dec1)[..., 0], 1, 2)
+
+
+@pytest.mark.parametrize('kwargs, shape', [({}, (2, 64, 102)), (TINY, (2, TINY_T, TINY_P))],
+                         ids=['paper', 'tiny'])
+def test_parameter_tree_is_the_original_one(kwargs, shape):
+  """Names and shapes of every parameter, paper and tiny presets, as the original module
+  (so existing checkpoints and banet_jax/released/ load unchanged)."""
+  x = jnp.zeros(shape)
+  new = jax.eval_shape(lambda: TemporalRestormer(**kwargs).init(jax.random.key(0), x))
+  old = jax.eval_shape(lambda: _LaxTemporalRestormer(**kwargs).init(jax.random.key(0), x))
+  assert jax.tree.structure(new) == jax.tree.structure(old)
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(new), jax.tree.leaves(old)):
+    assert (a.shape, a.dtype) == (b.shape, b.dtype), jax.tree_util.keystr(path)
+
+
+def test_initial_values_are_the_original_ones():
+  """Same key, same initial parameters (same param paths and initialisers)."""
+  x = jnp.zeros((1, TINY_T, TINY_P))
+  init = jax.jit(lambda key: (TemporalRestormer(**TINY).init(key, x),
+                              _LaxTemporalRestormer(**TINY).init(key, x)))
+  new, old = init(jax.random.key(3))
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(new), jax.tree.leaves(old)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+
+
+def _value_and_grads(model, params, x, target):
+  def loss(p, x):
+    y = model.apply({'params': p}, x)
+    return jnp.mean((y - target) ** 2), y
+  (_, y), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, x)
+  return y, grads
+
+
+def _assert_trees_close(got, want, rtol, atol_frac):
+  """Elementwise |got - want| <= atol + rtol |want| with atol = atol_frac * max|want| per
+  leaf (gradients of different parameters differ in scale by orders of magnitude)."""
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want)):
+    b = np.asarray(b)
+    np.testing.assert_allclose(np.asarray(a), b, rtol=rtol, atol=atol_frac * np.abs(b).max(),
+                               err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize('dtype, rtol, atol_frac', [(jnp.float32, 1e-5, 1e-5),
+                                                    (jnp.float64, 1e-10, 1e-10)],
+                         ids=['float32', 'float64'])
+def test_outputs_and_grads_match_original_formulation(dtype, rtol, atol_frac):
+  """The rewritten operators (shifted-sum depthwise conv with its written-out backward
+  pass, norm-folded attention with the projection folded into one (d x d) matrix, erf
+  GELU gate, matmul-based bias gradients) against the original lax/autodiff
+  formulation: output and gradients w.r.t. every parameter and the input. float32 to
+  1e-5 (summation orders differ), float64 to 1e-10 (same mathematics)."""
+  with jax.enable_x64(dtype == jnp.float64):
+    x = _normal(30, (2, TINY_T, TINY_P), dtype)
+    target = _normal(31, x.shape, dtype)
+    new = TemporalRestormer(**TINY, dtype=dtype, param_dtype=dtype)
+    params = _random_params(new, x, 32)
+    y, grads = _value_and_grads(new, params, x, target)
+    y_ref, grads_ref = _value_and_grads(_LaxTemporalRestormer(**TINY, dtype=dtype), params, x,
+                                        target)
+    assert y.dtype == dtype
+    _assert_trees_close(y, y_ref, rtol, atol_frac)
+    _assert_trees_close(grads, grads_ref, rtol, atol_frac)
+
+
+@pytest.mark.parametrize('shape, k', [((2, 7, 5, 6), 3), ((1, 17, 8, 4), 3), ((2, 6, 9, 3), 5),
+                                      ((1, 102, 8, 2), 3)])
+def test_depthwise_conv_matches_lax(x64, shape, k):
+  """Forward, input gradient and kernel gradient of the shifted-sum depthwise conv
+  against lax's grouped convolution (float64: same sums up to rounding)."""
+  del x64
+  x = _normal(40, shape, jnp.float64)
+  kernel = _normal(41, (k, k, shape[-1]), jnp.float64)
+  g = _normal(42, shape, jnp.float64)
+  lax_dw = lambda x, kern: jax.lax.conv_general_dilated(
+      x, kern[:, :, None, :], (1, 1), ((k // 2, k // 2),) * 2,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=shape[-1])
+  for fn in (depthwise_conv, jax.jit(depthwise_conv)):
+    y, vjp = jax.vjp(fn, x, kernel)
+    y_ref, vjp_ref = jax.vjp(lax_dw, x, kernel)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-12, atol=1e-12)
+    for got, want in zip(vjp(g), vjp_ref(g)):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+
+
+def test_gate_and_linear_vjps_match_autodiff(x64):
+  """The written-out backward passes of gelu_gate, pointwise_conv and batched_linear
+  against autodiff of their plain formulas."""
+  del x64
+  x1, x2 = _normal(50, (3, 4, 5), jnp.float64) * 2.0, _normal(57, (3, 4, 5), jnp.float64)
+  g = _normal(51, (3, 4, 5), jnp.float64)
+  plain_gate = lambda x1, x2: jax.nn.gelu(x1, approximate=False) * x2
+  np.testing.assert_allclose(np.asarray(gelu_gate(x1, x2)), np.asarray(plain_gate(x1, x2)),
+                             rtol=1e-13, atol=1e-13)
+  for got, want in zip(jax.vjp(gelu_gate, x1, x2)[1](g), jax.vjp(plain_gate, x1, x2)[1](g)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+  x2, w, b = _normal(52, (12, 6), jnp.float64), _normal(53, (6, 4), jnp.float64), _normal(54, (4,), jnp.float64)
+  g2 = _normal(55, (12, 4), jnp.float64)
+  for fn, plain, args, gg in (
+      (pointwise_conv, lambda x, w, b: x @ w + b, (x2, w, b), g2),
+      (batched_linear, lambda v, m, b: jnp.einsum('bni,bio->bno', v, m) + b,
+       (x2.reshape(2, 6, 6), _normal(56, (2, 6, 4), jnp.float64), b), g2.reshape(2, 6, 4))):
+    for got, want in zip(jax.vjp(fn, *args)[1](gg), jax.vjp(plain, *args)[1](gg)):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+  # No bias.
+  for got, want in zip(jax.vjp(lambda x, w: pointwise_conv(x, w, None), x2, w)[1](g2),
+                       jax.vjp(lambda x, w: x @ w, x2, w)[1](g2)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)

@@ -80,11 +80,218 @@ def pixel_shuffle_time(x: Array, factor: int) -> Array:
   return x.reshape(b, h, w * factor, c // factor)
 
 
+def _pad_hw(x: Array, p: int) -> Array:
+  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+
+
+def _depthwise_taps(xp: Array, kernel: Array) -> Array:
+  """sum_{i,j} xp[:, i:i+H, j:j+W] * kernel[i, j] for the zero-padded xp (B, H+k-1,
+  W+k-1, C) and kernel (k, k, C): one loop over the output."""
+  k = kernel.shape[0]
+  h, w = xp.shape[1] - k + 1, xp.shape[2] - k + 1
+  y = None
+  for i in range(k):
+    for j in range(k):
+      term = xp[:, i:i + h, j:j + w] * kernel[i, j]
+      y = term if y is None else y + term
+  return y
+
+
+def _depthwise_sum(x: Array, kernel: Array) -> Array:
+  """Stride-1 'same' depthwise cross-correlation (PyTorch's Conv2d(groups=C) without
+  bias) as k*k shifted multiply-adds of the zero-padded input. x: (B, H, W, C);
+  kernel: (k, k, C)."""
+  return _depthwise_taps(_pad_hw(x, kernel.shape[0] // 2), kernel)
+
+
+def _fold_size(h: int, max_groups: int = 6) -> int:
+  """Rows per group when a sum over H is split into at most `max_groups` strided groups:
+  the smallest divisor of h that is >= h / max_groups (so no padding is needed)."""
+  lo = -(-h // max_groups)
+  return next(d for d in range(lo, h + 1) if h % d == 0)
+
+
+def _depthwise_kernel_grad(xp: Array, g: Array, k: int, acc_dtype) -> Array:
+  """dL/dkernel of `_depthwise_sum`: d[i, j, c] = sum_{b,h,w} xp[b, h+i, w+j, c] g[b, h, w, c].
+
+  xp is the zero-padded input (B, H+k-1, W+k-1, C) and g the output cotangent
+  (B, H, W, C). Written so that XLA:CPU streams xp and g once per tap, without
+  materialising the k*k shifted copies that a plain `sum(slice * g)` costs: the rows
+  are split into strided groups (row r goes to group r // f, f = `_fold_size(H)`) and
+  each tap's products are added over the f rows of a group as explicit elementwise
+  adds, one loop fusion per tap; only the (k*k, B, H/f, W, C) partial sums are then
+  reduced.
+  """
+  _, h, w, c = g.shape
+  f = _fold_size(h)
+  xp = xp.astype(acc_dtype)
+  g = g.astype(acc_dtype)
+  taps = []
+  for i in range(k):
+    for j in range(k):
+      acc = None
+      for r in range(f):
+        term = xp[:, i + r:i + r + h:f, j:j + w] * g[:, r:h:f]
+        acc = term if acc is None else acc + term
+      taps.append(acc)
+  return jnp.stack(taps).sum(axis=(1, 2, 3)).reshape(k, k, c)
+
+
+@jax.custom_vjp
+def depthwise_conv(x: Array, kernel: Array) -> Array:
+  """Stride-1 'same' (zero-padded) depthwise conv in NHWC: y[..., c] = x[..., c] (*) kernel[..., c].
+
+  Args:
+    x: (B, H, W, C).
+    kernel: (k, k, C), k odd; cross-correlation as PyTorch's Conv2d(C, C, k,
+      padding=k // 2, groups=C) and lax.conv_general_dilated(feature_group_count=C).
+
+  Returns:
+    (B, H, W, C) in the dtype of x * kernel.
+
+  Equal to the lax convolution up to float rounding (same terms, another summation
+  order), but 10-40x faster on CPU, where XLA's grouped convolution and, above all, its
+  kernel gradient are slow. The backward pass is written out too (`_depthwise_fwd/bwd`):
+  the input gradient is the same shifted sum with the flipped kernel; the kernel
+  gradient avoids the per-tap copies that autodiff of the shifted sum would make.
+  """
+  return _depthwise_sum(x, kernel)
+
+
+def _depthwise_fwd(x, kernel):
+  xp = _pad_hw(x, kernel.shape[0] // 2)
+  return _depthwise_taps(xp, kernel), (xp, kernel)
+
+
+def _depthwise_bwd(res, g):
+  xp, kernel = res
+  k = kernel.shape[0]
+  dx = _depthwise_sum(g, kernel[::-1, ::-1]).astype(xp.dtype)
+  acc = jnp.promote_types(jnp.promote_types(xp.dtype, g.dtype), jnp.float32)
+  dk = _depthwise_kernel_grad(xp, g, k, acc).astype(kernel.dtype)
+  return dx, dk
+
+
+depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+@jax.custom_vjp
+def pointwise_conv(x2: Array, kernel: Array, bias: Array | None) -> Array:
+  """A 1x1 conv on flattened positions: x2 (N, C_in) @ kernel (C_in, C_out) [+ bias].
+
+  The backward pass is written out so that the output gradient g feeds nothing but
+  matmuls: dx = g W^T, dW = x^T g and the bias gradient as the matrix-vector product
+  1^T g (instead of autodiff's column sum). XLA:CPU duplicates a cheap elementwise
+  producer into every fusible consumer (a transposing copy for dW, a sum for the bias);
+  in the residual stream that producer is the chain of LayerNorm-backward terms of all
+  blocks above, so each block recomputed the chain from the top of its level (quadratic
+  in the blocks, about a third of the backward pass at the paper size). A matmul
+  consumer makes XLA materialise g once.
+  """
+  y = jnp.dot(x2, kernel)
+  return y if bias is None else y + bias
+
+
+def _pointwise_fwd(x2, kernel, bias):
+  return pointwise_conv(x2, kernel, bias), (x2, kernel, bias)
+
+
+def _pointwise_bwd(res, g):
+  x2, kernel, bias = res
+  dx = jnp.dot(g, kernel.T).astype(x2.dtype)
+  dk = jnp.dot(x2.T, g).astype(kernel.dtype)
+  db = None if bias is None else jnp.dot(jnp.ones((g.shape[0],), g.dtype), g).astype(bias.dtype)
+  return dx, dk, db
+
+
+pointwise_conv.defvjp(_pointwise_fwd, _pointwise_bwd)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@jax.custom_vjp
+def gelu_gate(x1: Array, x2: Array) -> Array:
+  """GDFN's gate: gelu(x1) * x2 with the exact gelu(x) = x/2 (1 + erf(x / sqrt 2)).
+
+  The function of torch.nn.functional.gelu and jax.nn.gelu(approximate=False) (which
+  evaluates it through erfc; erf is the cheaper of the two in XLA:CPU and agrees to
+  float rounding). The backward pass is written out: one elementwise pass per input,
+  instead of autodiff's erfc/exp terms evaluated in the forward pass and kept for the
+  backward one.
+  """
+  return _gelu(x1) * x2
+
+
+def _gelu_cdf(x1):
+  return 0.5 + 0.5 * jax.lax.erf(x1 * jnp.asarray(_SQRT_HALF, x1.dtype))
+
+
+def _gelu(x1):
+  return x1 * _gelu_cdf(x1)
+
+
+def _gelu_gate_fwd(x1, x2):
+  return gelu_gate(x1, x2), (x1, x2)
+
+
+def _gelu_gate_bwd(res, g):
+  x1, x2 = res
+  cdf = _gelu_cdf(x1)
+  pdf = jnp.exp(-0.5 * x1 * x1) * jnp.asarray(_INV_SQRT_2PI, x1.dtype)
+  return g * x2 * (cdf + x1 * pdf), g * (x1 * cdf)
+
+
+gelu_gate.defvjp(_gelu_gate_fwd, _gelu_gate_bwd)
+
+
+@jax.custom_vjp
+def batched_linear(v: Array, m: Array, bias: Array) -> Array:
+  """v (B, N, C_in) @ m (B, C_in, C_out) + bias (C_out,), one matrix per batch element.
+
+  The backward pass mirrors `pointwise_conv`'s: the bias gradient is a matrix-vector
+  product, so that the output gradient feeds only dots (see there).
+  """
+  return jnp.einsum('bni,bio->bno', v, m) + bias
+
+
+def _batched_linear_fwd(v, m, bias):
+  return batched_linear(v, m, bias), (v, m)
+
+
+def _batched_linear_bwd(res, g):
+  v, m = res
+  dv = jnp.einsum('bno,bio->bni', g, m).astype(v.dtype)
+  dm = jnp.einsum('bni,bno->bio', v, g).astype(m.dtype)
+  g2 = g.reshape(-1, g.shape[-1])
+  db = jnp.dot(jnp.ones((g2.shape[0],), g.dtype), g2)
+  return dv, dm, db
+
+
+batched_linear.defvjp(_batched_linear_fwd, _batched_linear_bwd)
+
+
 def _torch_uniform(bound: float):
   """U(-bound, bound) initialiser (PyTorch's default for Conv2d weights and biases)."""
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
   return init
+
+
+def _conv_params(module: nn.Module, in_features: int, features: int, k: int, groups: int,
+                 use_bias: bool, param_dtype: Dtype) -> tuple[Array, Array | None]:
+  """Creates `module`'s 'kernel' (k, k, in/groups, features) and 'bias' (features,) (or
+  None) with PyTorch's default initialisation; see `Conv2d`."""
+  if k < 1 or k % 2 == 0:
+    raise ValueError(f'Conv2d {module.name}: kernel_size must be odd and >= 1, got {k}')
+  if in_features % groups or features % groups:
+    raise ValueError(f'Conv2d {module.name}: groups={groups} must divide both the '
+                     f'input channels ({in_features}) and features ({features})')
+  init = _torch_uniform(1.0 / math.sqrt(k * k * (in_features // groups)))
+  kernel = module.param('kernel', init, (k, k, in_features // groups, features), param_dtype)
+  bias = module.param('bias', init, (features,), param_dtype) if use_bias else None
+  return kernel, bias
 
 
 class Conv2d(nn.Module):
@@ -97,6 +304,9 @@ class Conv2d(nn.Module):
   bound for the bias, fan_in = k*k*C_in/groups), which is what the official
   Restormer file itself uses. (Whether BANet's N(0, 0.02) re-init helper also
   reaches the Restormer is not established; the dossier does not say.)
+
+  Pointwise convs are matmuls (`pointwise_conv`), depthwise ones shifted multiply-adds
+  (`depthwise_conv`); other groupings go to lax.conv_general_dilated.
   """
   features: int
   kernel_size: int = 1
@@ -108,30 +318,67 @@ class Conv2d(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """x: (B, H, W, C_in) -> (B, H, W, features) in `dtype`."""
-    in_features = x.shape[-1]
-    k = self.kernel_size
-    if k < 1 or k % 2 == 0:
-      raise ValueError(f'Conv2d {self.name}: kernel_size must be odd and >= 1, got {k}')
-    if in_features % self.groups or self.features % self.groups:
-      raise ValueError(f'Conv2d {self.name}: groups={self.groups} must divide both the '
-                       f'input channels ({in_features}) and features ({self.features})')
-    fan_in = k * k * (in_features // self.groups)
-    init = _torch_uniform(1.0 / math.sqrt(fan_in))
-    kernel = self.param('kernel', init, (k, k, in_features // self.groups, self.features),
-                        self.param_dtype)
+    in_features, k = x.shape[-1], self.kernel_size
+    kernel, bias = _conv_params(self, in_features, self.features, k, self.groups,
+                                self.use_bias, self.param_dtype)
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
+    bias = None if bias is None else bias.astype(self.dtype)
     if k == 1 and self.groups == 1:
-      y = jnp.einsum('bhwi,io->bhwo', x, kernel[0, 0])  # pointwise: a plain matmul
+      y = pointwise_conv(x.reshape(-1, in_features), kernel[0, 0], bias)
+      return y.reshape(x.shape[:-1] + (self.features,))
+    if self.groups == in_features == self.features:
+      y = depthwise_conv(x, kernel[:, :, 0, :])  # shifted multiply-adds, not lax.conv
     else:
       p = k // 2  # PyTorch padding=k//2 with zeros
       y = jax.lax.conv_general_dilated(
           x, kernel, window_strides=(1, 1), padding=((p, p), (p, p)),
           dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=self.groups)
-    if self.use_bias:
-      bias = self.param('bias', init, (self.features,), self.param_dtype)
-      y = y + bias.astype(self.dtype)
-    return y
+    return y if bias is None else y + bias
+
+
+class ConvParams(nn.Module):
+  """The parameters of a `Conv2d(features, kernel_size, groups, use_bias)` applied to
+  `in_features` channels (same names, shapes and initialisation), returned as (kernel,
+  bias or None) in `dtype` instead of applied, for callers that split or fold the
+  conv."""
+  in_features: int
+  features: int
+  kernel_size: int = 1
+  groups: int = 1
+  use_bias: bool = True
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> tuple[Array, Array | None]:
+    kernel, bias = _conv_params(self, self.in_features, self.features, self.kernel_size,
+                                self.groups, self.use_bias, self.param_dtype)
+    return kernel.astype(self.dtype), None if bias is None else bias.astype(self.dtype)
+
+
+def _pointwise_depthwise(x: Array, pw: tuple[Array, Array | None],
+                         dw: tuple[Array, Array | None], groups: int) -> list[Array]:
+  """depthwise3x3(conv1x1(x)) computed as `groups` independent equal channel groups.
+
+  x: (B, H, W, C_in); pw: ((1, 1, C_in, C), bias); dw: ((k, k, 1, C), bias). Returns the
+  `groups` (B, H, W, C / groups) slices of the result, each from its own matmul and
+  depthwise conv (both act on output channels independently, so this is the same
+  computation). Slicing one (.., C) result instead costs a copy per slice and, in the
+  backward pass, a padded re-assembly of the C-channel gradient that XLA:CPU runs
+  several times slower than the matmuls it feeds.
+  """
+  b, h, w, c_in = x.shape
+  (pw_kernel, pw_bias), (dw_kernel, dw_bias) = pw, dw
+  size = pw_kernel.shape[-1] // groups
+  x2 = x.reshape(-1, c_in)
+  outs = []
+  for i in range(groups):
+    sl = slice(i * size, (i + 1) * size)
+    u = pointwise_conv(x2, pw_kernel[0, 0, :, sl], None if pw_bias is None else pw_bias[sl])
+    y = depthwise_conv(u.reshape(b, h, w, size), dw_kernel[:, :, 0, sl])
+    outs.append(y if dw_bias is None else y + dw_bias[sl])
+  return outs
 
 
 class MDTA(nn.Module):
@@ -156,23 +403,32 @@ class MDTA(nn.Module):
     if d % self.num_heads:
       raise ValueError(f'MDTA {self.name}: {d} channels are not divisible by '
                        f'num_heads={self.num_heads}')
-    conv = lambda f, k, g, name: Conv2d(f, k, g, self.bias, self.dtype, self.param_dtype,
-                                        name=name)
+    params = lambda f, k, g, name, cin=d: ConvParams(cin, f, k, g, self.bias, self.dtype,
+                                                    self.param_dtype, name=name)()
     temperature = self.param('temperature', nn.initializers.ones, (self.num_heads,),
                              self.param_dtype)
-    qkv = conv(3 * d, 1, 1, 'qkv')(x)
-    qkv = conv(3 * d, 3, 3 * d, 'qkv_dwconv')(qkv)
-    c = d // self.num_heads
-    # (B, N, heads, c): channel index head * c + i, as rearrange 'b (head c) h w'.
-    q, k, v = (t.reshape(b, h * w, self.num_heads, c) for t in jnp.split(qkv, 3, axis=-1))
+    x = x.astype(self.dtype)
+    q, k, v = (t.reshape(b, h * w, d) for t in _pointwise_depthwise(
+        x, params(3 * d, 1, 1, 'qkv'), params(3 * d, 3, 3 * d, 'qkv_dwconv', 3 * d), 3))
+    heads, c = self.num_heads, d // self.num_heads
     acc = jnp.promote_types(self.dtype, jnp.float32)
     q, k = q.astype(acc), k.astype(acc)
-    q = q / jnp.maximum(jnp.linalg.norm(q, axis=1, keepdims=True), L2_NORM_EPS)
-    k = k / jnp.maximum(jnp.linalg.norm(k, axis=1, keepdims=True), L2_NORM_EPS)
-    logits = jnp.einsum('bnhc,bnhe->bhce', q, k) * temperature.astype(acc)[:, None, None]
+    # L2 normalisation over the tokens, folded into the (c x c) logits instead of
+    # dividing (and re-reading) the (N x d) q and k: <q/|q|, k/|k|> = <q, k> / (|q||k|).
+    inv_norm = lambda t: 1.0 / jnp.maximum(jnp.sqrt(jnp.sum(t * t, axis=1)), L2_NORM_EPS)
+    inv_q = inv_norm(q).reshape(b, heads, c, 1)
+    inv_k = inv_norm(k).reshape(b, heads, 1, c)
+    gram = jnp.einsum('bnhc,bnhe->bhce', q.reshape(b, -1, heads, c), k.reshape(b, -1, heads, c))
+    logits = gram * inv_q * inv_k * temperature.astype(acc)[:, None, None]
     attn = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-    out = jnp.einsum('bhce,bnhe->bnhc', attn, v.astype(self.dtype)).reshape(b, h, w, d)
-    return conv(d, 1, 1, 'project_out')(out)
+    # out = project_out(attn v) = v @ M + bias with M = blockdiag(attn)^T @ W_out, a
+    # (d x d) matrix per batch element (c*d*d multiply-adds): no (N x d) attn v, and
+    # no transposes of v.
+    w_out, b_out = params(d, 1, 1, 'project_out')
+    m = jnp.einsum('bhie,hio->bheo', attn, w_out[0, 0].reshape(heads, c, d)).reshape(b, d, d)
+    if b_out is None:
+      b_out = jnp.zeros((d,), self.dtype)
+    return batched_linear(v, m, b_out).reshape(b, h, w, d)
 
 
 class GDFN(nn.Module):
@@ -192,12 +448,12 @@ class GDFN(nn.Module):
     """x: (B, H, W, d) -> (B, H, W, d)."""
     d = x.shape[-1]
     hidden = int(d * self.ffn_expansion_factor)  # truncation, as the official int()
-    conv = lambda f, k, g, name: Conv2d(f, k, g, self.bias, self.dtype, self.param_dtype,
-                                        name=name)
-    y = conv(2 * hidden, 1, 1, 'project_in')(x)
-    y = conv(2 * hidden, 3, 2 * hidden, 'dwconv')(y)
-    x1, x2 = jnp.split(y, 2, axis=-1)
-    return conv(d, 1, 1, 'project_out')(jax.nn.gelu(x1, approximate=False) * x2)
+    params = lambda f, k, g, name, cin=d: ConvParams(cin, f, k, g, self.bias, self.dtype,
+                                                    self.param_dtype, name=name)()
+    x1, x2 = _pointwise_depthwise(x.astype(self.dtype), params(2 * hidden, 1, 1, 'project_in'),
+                                  params(2 * hidden, 3, 2 * hidden, 'dwconv', 2 * hidden), 2)
+    return Conv2d(d, 1, 1, self.bias, self.dtype, self.param_dtype,
+                  name='project_out')(gelu_gate(x1, x2))
 
 
 class TransformerBlock(nn.Module):
@@ -307,9 +563,10 @@ class TemporalRestormer(nn.Module):
                                            name=name)
 
     def blocks(h, heads, n, prefix):
+      block = lambda name=None: TransformerBlock(
+          heads, self.ffn_expansion_factor, self.bias, self.dtype, self.param_dtype, name=name)
       for i in range(n):
-        h = TransformerBlock(heads, self.ffn_expansion_factor, self.bias, self.dtype,
-                             self.param_dtype, name=f'{prefix}_{i}')(h)
+        h = block(f'{prefix}_{i}')(h)
       return h
 
     img = jnp.swapaxes(x, 1, 2)[..., None]  # (B, P, T, 1): H = parameter, W = time
