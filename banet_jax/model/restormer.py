@@ -18,6 +18,17 @@ encoder_level1_0, down1_2, ..., fusion; norm1/attn/norm2/ffn; qkv, qkv_dwconv,
 project_out, temperature; project_in, dwconv) so a state-dict converter is a
 renaming plus an OIHW -> HWIO kernel transpose and a (heads, 1, 1) -> (heads,)
 temperature reshape.
+
+Formulation (for speed on CPU; same parameters and, up to float rounding, same
+outputs and gradients as the direct lax/autodiff transcription, which
+tests/test_restormer.py keeps as a reference): depthwise convs are shifted
+multiply-adds with a written-out backward pass (`depthwise_conv`), 1x1 convs matmuls
+whose backward pass feeds the output gradient only to matmuls (`pointwise_conv`), the
+conv1x1 -> depthwise pairs run per q/k/v (or GELU/gate) channel group instead of being
+sliced afterwards, the attention's L2 normalisation is folded into the (c x c) logits
+and its output projection into one (d x d) matrix per batch element (`MDTA`), and the
+GELU gate has a written-out backward pass (`gelu_gate`). See
+benchmarks/restormer_speed.py and benchmarks/README.md for the timings.
 """
 
 from __future__ import annotations
@@ -104,34 +115,56 @@ def _depthwise_sum(x: Array, kernel: Array) -> Array:
   return _depthwise_taps(_pad_hw(x, kernel.shape[0] // 2), kernel)
 
 
-def _fold_size(h: int, max_groups: int = 6) -> int:
-  """Rows per group when a sum over H is split into at most `max_groups` strided groups:
-  the smallest divisor of h that is >= h / max_groups (so no padding is needed)."""
-  lo = -(-h // max_groups)
-  return next(d for d in range(lo, h + 1) if h % d == 0)
+def _shift(x: Array, di: int, dj: int) -> Array:
+  """y[:, h, w] = x[:, h + di, w + dj], zero where that falls outside x."""
+  _, h, w, _ = x.shape
+  src = x[:, max(di, 0):h + min(di, 0), max(dj, 0):w + min(dj, 0)]
+  return jnp.pad(src, ((0, 0), (max(-di, 0), max(di, 0)), (max(-dj, 0), max(dj, 0)), (0, 0)))
+
+
+def _depthwise_shifted(x: Array, kernel: Array) -> Array:
+  """`_depthwise_sum` with each term shifted and zero-filled on its own, no padded copy
+  of x. Faster for the input gradient, whose only consumers are matmuls; in the forward
+  pass, where the result has several elementwise consumers, XLA:CPU then recomputes or
+  materialises the shifted terms for each of them (1.7x slower overall)."""
+  k = kernel.shape[0]
+  p = k // 2
+  y = x * kernel[p, p]
+  for i in range(k):
+    for j in range(k):
+      if (i, j) != (p, p):
+        y = y + _shift(x * kernel[i, j], i - p, j - p)
+  return y
+
+
+def _fold_size(h: int) -> int:
+  """Rows per group in `_depthwise_kernel_grad`: about h / 6 (at most 32 for tall
+  inputs, so the unrolled sums stay short), preferably a divisor of h (no padding)."""
+  lo = -(-h // max(6, -(-h // 32)))
+  return next((f for f in range(lo, min(h, 2 * lo) + 1) if h % f == 0), lo)
 
 
 def _depthwise_kernel_grad(xp: Array, g: Array, k: int, acc_dtype) -> Array:
-  """dL/dkernel of `_depthwise_sum`: d[i, j, c] = sum_{b,h,w} xp[b, h+i, w+j, c] g[b, h, w, c].
+  """dL/dkernel of the depthwise conv: d[i, j, c] = sum_{b,h,w} xp[b, h+i, w+j, c] g[b, h, w, c].
 
-  xp is the zero-padded input (B, H+k-1, W+k-1, C) and g the output cotangent
-  (B, H, W, C). Written so that XLA:CPU streams xp and g once per tap, without
-  materialising the k*k shifted copies that a plain `sum(slice * g)` costs: the rows
-  are split into strided groups (row r goes to group r // f, f = `_fold_size(H)`) and
-  each tap's products are added over the f rows of a group as explicit elementwise
-  adds, one loop fusion per tap; only the (k*k, B, H/f, W, C) partial sums are then
-  reduced.
+  xp is the zero-padded input (B, H+k-1, W+k-1, C), g the output cotangent (B, H, W, C).
+  Autodiff of the shifted sum gives k*k `sum(slice(xp) * g)` reductions, for which
+  XLA:CPU first copies each shifted slice. Here the rows are taken in blocks of f
+  (`_fold_size`) and, for each tap, the f rows of a block are added up as f strided
+  slices: one elementwise pass over xp and g per tap with no copies, leaving (k*k, B,
+  H/f, W, C) partial sums to reduce.
   """
   _, h, w, c = g.shape
   f = _fold_size(h)
-  xp = xp.astype(acc_dtype)
-  g = g.astype(acc_dtype)
+  hp = -(-h // f) * f  # rows padded with zeros to whole blocks (none when f divides H)
+  xp = jnp.pad(xp.astype(acc_dtype), ((0, 0), (0, hp - h), (0, 0), (0, 0)))
+  g = jnp.pad(g.astype(acc_dtype), ((0, 0), (0, hp - h), (0, 0), (0, 0)))
   taps = []
   for i in range(k):
     for j in range(k):
       acc = None
       for r in range(f):
-        term = xp[:, i + r:i + r + h:f, j:j + w] * g[:, r:h:f]
+        term = xp[:, i + r:i + r + hp:f, j:j + w] * g[:, r:hp:f]
         acc = term if acc is None else acc + term
       taps.append(acc)
   return jnp.stack(taps).sum(axis=(1, 2, 3)).reshape(k, k, c)
@@ -151,9 +184,11 @@ def depthwise_conv(x: Array, kernel: Array) -> Array:
 
   Equal to the lax convolution up to float rounding (same terms, another summation
   order), but 10-40x faster on CPU, where XLA's grouped convolution and, above all, its
-  kernel gradient are slow. The backward pass is written out too (`_depthwise_fwd/bwd`):
-  the input gradient is the same shifted sum with the flipped kernel; the kernel
-  gradient avoids the per-tap copies that autodiff of the shifted sum would make.
+  kernel gradient are slow (at the paper size lax took 0.1-0.3 s per forward and up
+  to 7 s per backward of one such conv). The backward pass is written out too: the
+  input gradient is the same shifted sum with the flipped kernel (`_depthwise_shifted`),
+  the kernel gradient `_depthwise_kernel_grad`; the padded input is kept from the
+  forward pass.
   """
   return _depthwise_sum(x, kernel)
 
@@ -166,7 +201,7 @@ def _depthwise_fwd(x, kernel):
 def _depthwise_bwd(res, g):
   xp, kernel = res
   k = kernel.shape[0]
-  dx = _depthwise_sum(g, kernel[::-1, ::-1]).astype(xp.dtype)
+  dx = _depthwise_shifted(g, kernel[::-1, ::-1]).astype(xp.dtype)
   acc = jnp.promote_types(jnp.promote_types(xp.dtype, g.dtype), jnp.float32)
   dk = _depthwise_kernel_grad(xp, g, k, acc).astype(kernel.dtype)
   return dx, dk
@@ -257,15 +292,15 @@ def batched_linear(v: Array, m: Array, bias: Array) -> Array:
 
 
 def _batched_linear_fwd(v, m, bias):
-  return batched_linear(v, m, bias), (v, m)
+  return batched_linear(v, m, bias), (v, m, bias)
 
 
 def _batched_linear_bwd(res, g):
-  v, m = res
+  v, m, bias = res
   dv = jnp.einsum('bno,bio->bni', g, m).astype(v.dtype)
   dm = jnp.einsum('bni,bno->bio', v, g).astype(m.dtype)
   g2 = g.reshape(-1, g.shape[-1])
-  db = jnp.dot(jnp.ones((g2.shape[0],), g.dtype), g2)
+  db = jnp.dot(jnp.ones((g2.shape[0],), g.dtype), g2).astype(bias.dtype)
   return dv, dm, db
 
 
@@ -390,6 +425,11 @@ class MDTA(nn.Module):
   attn = softmax_over_channels((q k^T) * temperature[head]) is (d/heads)^2;
   out = project_out(attn v). The Gram matrix, normalisation and softmax are
   computed in at least float32 whatever `dtype` is.
+
+  Computed as: q, k, v each from its own slice of the qkv / qkv_dwconv weights;
+  logits = (q^T k) / (|q| |k|) (the normalisation applied to the c x c Gram matrix,
+  not to the N x c q and k); out = v @ (blockdiag(attn)^T W_out) + b_out, i.e. the
+  attention and the output projection folded into one d x d matrix per batch element.
   """
   num_heads: int
   bias: bool = True
@@ -436,7 +476,8 @@ class GDFN(nn.Module):
 
   hidden = int(d * ffn_expansion_factor); conv1x1 d -> 2*hidden; depthwise 3x3;
   split into (x1, x2) channel halves; exact (erf) GELU(x1) * x2; conv1x1
-  hidden -> d.
+  hidden -> d. (x1 and x2 are computed from their own halves of the project_in and
+  dwconv weights, see `_pointwise_depthwise`.)
   """
   ffn_expansion_factor: float = 2.66
   bias: bool = True
