@@ -370,3 +370,35 @@ def test_tiny_frame_model_bfloat16():
   assert out16.dtype == jnp.float32 and np.isfinite(np.asarray(out16)).all()
   scale = float(jnp.abs(out32).max())
   assert float(jnp.abs(out16 - out32).max()) < 0.05 * scale + 1e-3
+
+
+def test_group_norm_and_conv1x1_equal_flax_modules():
+  """hourglass.GroupNorm and Conv1x1 (written for CPU speed, issue 17) compute what
+  flax's nn.GroupNorm(epsilon=1e-5) and nn.Conv(features, (1, 1)) compute, with the same
+  parameter names and shapes, forward and backward, also when the maps have a large mean
+  (where E[x^2] - E[x]^2 loses digits)."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(loc=2.0, scale=0.5, size=(2, 8, 12, 32)), jnp.float32)
+  cases = [
+      (hourglass.GroupNorm(num_groups=8),
+       nn.GroupNorm(num_groups=8, epsilon=hourglass.GN_EPSILON), 2e-5),
+      (hourglass.Conv1x1(24, kernel_init=nn.initializers.normal(0.3)),
+       nn.Conv(24, (1, 1), kernel_init=nn.initializers.normal(0.3)), 1e-5),
+      (hourglass.Conv1x1(24, use_bias=False), nn.Conv(24, (1, 1), use_bias=False), 1e-5),
+  ]
+  for ours, theirs, tol in cases:
+    params = ours.init(jax.random.key(0), x)
+    assert (jax.tree.map(jnp.shape, params)
+            == jax.tree.map(jnp.shape, theirs.init(jax.random.key(0), x)))
+    params = jax.tree.map(lambda p: p + 0.1 * jnp.asarray(rng.normal(size=p.shape), p.dtype),
+                          params)
+
+    def loss(module, p, x):
+      return jnp.sum(jnp.sin(module.apply(p, x)))
+
+    np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), atol=tol)
+    for g_ours, g_theirs in zip(jax.grad(functools.partial(loss, ours), argnums=(0, 1))(params, x),
+                                jax.grad(functools.partial(loss, theirs), argnums=(0, 1))(params, x)):
+      for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_theirs)):
+        np.testing.assert_allclose(a, b, atol=tol * max(1.0, float(np.abs(b).max())))

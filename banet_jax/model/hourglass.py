@@ -105,9 +105,78 @@ def resize_bicubic_align_corners(x: jax.Array, out_h: int, out_w: int) -> jax.Ar
   return y.astype(x.dtype)
 
 
-def _group_norm(groups: int, dtype: Dtype, param_dtype: Dtype, name: str) -> nn.GroupNorm:
-  return nn.GroupNorm(num_groups=groups, epsilon=GN_EPSILON, dtype=dtype,
-                      param_dtype=param_dtype, name=name)
+class GroupNorm(nn.Module):
+  """GroupNorm over NHWC maps, PyTorch semantics (biased variance, eps 1e-5), per-channel
+  `scale` and `bias` parameters as `flax.linen.GroupNorm` names them.
+
+  Call: x (B, H, W, C) -> (B, H, W, C) in `dtype`; statistics in at least float32.
+
+  Same result as `nn.GroupNorm(num_groups, epsilon=GN_EPSILON)` (both use
+  var = E[x^2] - E[x]^2), computed for speed on CPU: the per-channel sums over H*W are
+  taken first, as row reductions of the (B, H*W, C) view, and only the (B, C) sums are
+  grouped, where flax reduces the (B, H, W, G, C/G) view over three axes at once. At
+  the paper's (2, 128, 128, 256) this halves the norm's forward and backward time on
+  the 2-core CPU (benchmarks/README.md, "Frame model").
+  """
+
+  num_groups: int = 32
+  epsilon: float = GN_EPSILON
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    if c % self.num_groups:
+      raise ValueError(f"GroupNorm: {c} channels are not divisible by {self.num_groups} groups")
+    scale = self.param("scale", nn.initializers.ones, (c,), self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros, (c,), self.param_dtype)
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    flat = x.reshape(b, h * w, c).astype(acc)
+    per_group = c // self.num_groups
+    count = h * w * per_group
+    mean = jnp.einsum("bnc->bc", flat).reshape(b, self.num_groups, per_group).sum(-1) / count
+    mean_sq = (jnp.einsum("bnc,bnc->bc", flat, flat)
+               .reshape(b, self.num_groups, per_group).sum(-1) / count)
+    var = jnp.maximum(mean_sq - mean * mean, 0.0)
+    inv = jnp.repeat(jax.lax.rsqrt(var + self.epsilon), per_group, axis=1)  # (B, C)
+    mul = inv * scale.astype(acc)
+    add = bias.astype(acc) - jnp.repeat(mean, per_group, axis=1) * mul
+    return (x.astype(acc) * mul[:, None, None, :] + add[:, None, None, :]).astype(self.dtype)
+
+
+class Conv1x1(nn.Module):
+  """A 1x1 convolution over NHWC maps written as one matmul of the (B*H*W, C_in) rows.
+
+  Parameters as `nn.Conv(features, (1, 1))` names and shapes them (`kernel` (1, 1, C_in,
+  features), `bias` (features,)), so checkpoints and the PyTorch mapping are unchanged.
+  Why: inside the paper encoder XLA:CPU ran these convolutions (60 of the forward's 412
+  GFLOP) at 16-30 GFLOP/s, the 3x3 ones at about 80-160; as a dot they run at the
+  matmul rate (benchmarks/README.md, "Frame model").
+
+  Call: x (B, H, W, C_in) -> (B, H, W, features) in `dtype`.
+  """
+
+  features: int
+  use_bias: bool = True
+  kernel_init: Any = CONV_INIT
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    c_in = x.shape[-1]
+    kernel = self.param("kernel", self.kernel_init, (1, 1, c_in, self.features),
+                        self.param_dtype)
+    y = jnp.dot(x.reshape(-1, c_in).astype(self.dtype), kernel[0, 0].astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,),
+                         self.param_dtype).astype(self.dtype)
+    return y.reshape(x.shape[:-1] + (self.features,))
+
+
+def _group_norm(groups: int, dtype: Dtype, param_dtype: Dtype, name: str) -> GroupNorm:
+  return GroupNorm(num_groups=groups, dtype=dtype, param_dtype=param_dtype, name=name)
 
 
 def _check_groups(channels: int, groups: int, where: str) -> None:
@@ -146,8 +215,8 @@ class ConvBlock(nn.Module):
     out3 = conv(quarter, name="conv3")(nn.relu(gn("bn3")(out2)))
     out = jnp.concatenate([out1, out2, out3], axis=-1)
     if in_ch != self.features:
-      residual = nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=CONV_INIT,
-                         dtype=self.dtype, param_dtype=self.param_dtype,
+      residual = Conv1x1(self.features, use_bias=False, dtype=self.dtype,
+                         param_dtype=self.param_dtype,
                          name="downsample_conv")(nn.relu(gn("bn4")(x)))
     else:
       residual = x
@@ -226,8 +295,7 @@ class HGFilter(nn.Module):
     common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
     block = functools.partial(ConvBlock, norm_groups=self.norm_groups,
                               keep_unused_norm_params=self.keep_unused_norm_params, **common)
-    conv1x1 = functools.partial(nn.Conv, kernel_size=(1, 1), use_bias=True,
-                                kernel_init=CONV_INIT, **common)
+    conv1x1 = functools.partial(Conv1x1, **common)
     gn = functools.partial(_group_norm, self.norm_groups, self.dtype, self.param_dtype)
 
     x = nn.Conv(s0, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=True,
@@ -266,6 +334,6 @@ class HGHeads(nn.Module):
   @nn.compact
   def __call__(self, stack_outputs: Sequence[jax.Array]) -> tuple[jax.Array, ...]:
     return tuple(
-        nn.Conv(self.head_channels, (1, 1), use_bias=True, kernel_init=CONV_INIT,
-                dtype=self.dtype, param_dtype=self.param_dtype, name=f"head{i + 1}")(f)
+        Conv1x1(self.head_channels, dtype=self.dtype, param_dtype=self.param_dtype,
+                name=f"head{i + 1}")(f)
         for i, f in enumerate(stack_outputs))
