@@ -116,7 +116,7 @@ class GroupNorm(nn.Module):
   taken first, as row reductions of the (B, H*W, C) view, and only the (B, C) sums are
   grouped, where flax reduces the (B, H, W, G, C/G) view over three axes at once. At
   the paper's (2, 128, 128, 256) this halves the norm's forward and backward time on
-  the 2-core CPU (benchmarks/README.md, "Frame model").
+  the 2-core CPU (benchmarks/README.md, `frame_profile.py`).
   """
 
   num_groups: int = 32
@@ -152,7 +152,7 @@ class Conv1x1(nn.Module):
   features), `bias` (features,)), so checkpoints and the PyTorch mapping are unchanged.
   Why: inside the paper encoder XLA:CPU ran these convolutions (60 of the forward's 412
   GFLOP) at 16-30 GFLOP/s, the 3x3 ones at about 80-160; as a dot they run at the
-  matmul rate (benchmarks/README.md, "Frame model").
+  matmul rate (benchmarks/README.md, `frame_profile.py`).
 
   Call: x (B, H, W, C_in) -> (B, H, W, features) in `dtype`.
   """
