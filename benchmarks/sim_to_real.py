@@ -22,6 +22,11 @@ mean pose of --baseline_dataset's training split, then each model. Columns:
   jitter      mean |second difference| of those 12 coordinates (deg / frame^2), next to
               the reference's and ODAH ground truth's (--baseline_dataset test clips).
   net s/frame seconds of network per two-view frame on this machine (front end apart).
+  track r     mean Pearson correlation of each well-determined coordinate's curve with
+              the reference's, over the coordinates and both pairs (1: moves in step).
+  range       mean ratio of the curve's standard deviation to the reference's over those
+              coordinates (1: moves as much; near 0: stays near one pose).
+A second table gives ref MAE per coordinate, a third r and range per coordinate.
 
 The mean pose takes the reference's pelvis orientation (so the pelvis is left out of ref
 MAE) and is placed like the models.
@@ -73,6 +78,17 @@ def jitter_deg(q, idx) -> float:
   """Mean |second difference| (deg / frame^2) of coordinates `idx` of q (T, C) radians."""
   q = np.degrees(np.asarray(q, np.float64)[:, idx])
   return float(np.nanmean(np.abs(np.diff(q, n=2, axis=0)))) if len(q) > 2 else float('nan')
+
+
+def tracking(q, ref_q, i) -> tuple[float, float]:
+  """(Pearson r, std ratio) of coordinate i of q against the reference over the frames:
+  does the curve move with the reference's, and by how much (1: as much). r is nan for a
+  curve that does not move."""
+  a, b = np.asarray(q, np.float64)[:, i], np.asarray(ref_q, np.float64)[:, i]
+  still = 1e-6  # rad: a held coordinate (the mean pose's), up to float rounding
+  ratio = float(a.std() / b.std()) if b.std() > still else float('nan')
+  r = float(np.corrcoef(a, b)[0, 1]) if a.std() > still and b.std() > still else float('nan')
+  return r, ratio
 
 
 def cut_pair(videos, calib, pair, num_frames, crop_size, pose):
@@ -180,26 +196,38 @@ def main(argv):
     reproj = float(np.mean([placement.joint_reprojection(skel, q, s, *seen)
                             for q, s in r['per_pair'].values()]))
     jit = float(np.mean([jitter_deg(q, idx) for q in qs]))
+    track = {n: np.nanmean([tracking(q, ref_q, skel.coordinate_index(n)) for q in qs], axis=0)
+             for n in well}
+    track_r = float(np.nanmean([t[0] for t in track.values()]))
+    track_range = float(np.nanmean([t[1] for t in track.values()]))
     summary[name] = {'ref_mae_deg': ref_mae, 'pair_diff_deg': pair_diff, 'reprojection': reproj,
                      'jitter_deg_per_frame2': jit, 'net_s_per_frame': r['net_s'],
+                     'track_r': track_r, 'track_range': track_range,
+                     'tracking_per_coordinate': {n: {'r': float(t[0]), 'range': float(t[1])}
+                                                 for n, t in track.items()},
                      'ref_mae_per_coordinate_deg': {
                          n: float(np.mean([angle_diff_deg(q[:, skel.coordinate_index(n)],
                                                           ref_q[:, skel.coordinate_index(n)]).mean()
                                            for q in qs])) for n in well}}
     rows.append((name, f'{ref_mae:.1f}', '-' if name == 'mean pose' else f'{pair_diff:.1f}',
                  f'{reproj:.3f}', f'{jit:.2f}',
-                 '-' if name == 'mean pose' else f'{r["net_s"]:.3f}'))
+                 '-' if name == 'mean pose' else f'{r["net_s"]:.3f}',
+                 '-' if np.isnan(track_r) else f'{track_r:.2f}', f'{track_range:.2f}'))
   ref_reproj = placement.joint_reprojection(skel, ref_q, np.asarray(reference.scales), *seen)
   rows.append(('keypoint reference (4 cameras)', '0', '-', f'{ref_reproj:.3f}',
-               f'{jitter_deg(ref_q, idx):.2f}', '-'))
+               f'{jitter_deg(ref_q, idx):.2f}', '-', '1', '1'))
   print(f'## Real capture ({capture.num_frames} frames; pairs {", ".join(pairs)})\n')
   print(_table(['model', 'ref MAE (deg)', 'pair diff (deg)', 'reproj (/height)',
-                'jitter (deg/frame^2)', 'net s/frame'], rows))
+                'jitter (deg/frame^2)', 'net s/frame', 'track r', 'range'], rows))
   print(f'\nODAH ground truth jitter ({_BASELINE.value} test, same 12 coordinates): '
         f'{gt_jitter:.2f} deg/frame^2')
   print('\nper-coordinate MAE against the reference (deg):\n')
   print(_table(['model'] + well, [(n, *(f'{s["ref_mae_per_coordinate_deg"][c]:.1f}' for c in well))
                                   for n, s in summary.items()]))
+  print('\nper-coordinate tracking of the reference (Pearson r / std ratio):\n')
+  print(_table(['model'] + well, [
+      (n, *(f'{s["tracking_per_coordinate"][c]["r"]:.2f} / {s["tracking_per_coordinate"][c]["range"]:.2f}'
+            for c in well)) for n, s in summary.items() if n != 'mean pose']))
   (out_dir / 'sim_to_real.json').write_text(json.dumps(
       {'models': dict(e.split('=', 1) for e in _MODELS.value), 'summary': summary,
        'well_determined': well, 'spread_deg': spread, 'at_bounds': at_bounds, 'gt_jitter': gt_jitter,
