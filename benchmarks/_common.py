@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable, Hashable
 
 
 def cpu_name() -> str:
@@ -37,3 +39,23 @@ def platform_info(dtype: str | None = None, with_load: bool = False) -> str:
   parts.append(machine)
   parts.append(f'python {platform.python_version()}')
   return '; '.join(parts)
+
+
+def interleaved_times(calls: dict[Hashable, Callable[[], object]], repeats: int,
+                      report: Callable[[int, dict], None] | None = None
+                      ) -> dict[Hashable, list[float]]:
+  """Seconds of each call, `repeats` times, interleaved: call 1 of every key, then call 2,
+  ..., the order rotated by one every repeat so that no key always runs right after the
+  same other one; load changes on a shared machine then hit all keys alike. Each call
+  must block until its result is ready. `report(repeat_index, times_so_far)` runs after
+  every repeat (for progress lines)."""
+  keys = list(calls)
+  times = {key: [] for key in keys}
+  for rep in range(repeats):
+    for key in keys[rep % len(keys):] + keys[:rep % len(keys)]:
+      start = time.perf_counter()
+      calls[key]()
+      times[key].append(time.perf_counter() - start)
+    if report:
+      report(rep, times)
+  return times

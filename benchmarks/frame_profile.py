@@ -141,15 +141,13 @@ def _time(net, params, inputs) -> None:
   calls = {(v, m): _compile(net, v, m, params, inputs) for v in _OPS.value for m in _MODES.value}
   for fn in calls.values():  # warm-up (first-touch allocations)
     jax.block_until_ready(fn(params, inputs))
-  times = {key: [] for key in calls}
-  keys = list(calls)
-  for rep in range(_REPEATS.value):
-    for key in keys[rep % len(keys):] + keys[:rep % len(keys)]:
-      start = time.perf_counter()
-      jax.block_until_ready(calls[key](params, inputs))
-      times[key].append(time.perf_counter() - start)
+  def report(rep, times):
     print(f'repeat {rep + 1}: ' + '; '.join(f'{v} {m} {t[-1]:.2f}' for (v, m), t in times.items()),
           flush=True)
+
+  times = _common.interleaved_times(
+      {key: (lambda fn=fn: jax.block_until_ready(fn(params, inputs))) for key, fn in calls.items()},
+      _REPEATS.value, report)
   first = _OPS.value[0]
   print(f'\npreset {_PRESET.value}, B={_BATCH.value}, median of {_REPEATS.value} interleaved calls\n')
   print('| ops | ' + ' | '.join(f'{m} s | {m} / {first}' for m in _MODES.value) + ' |')

@@ -136,23 +136,20 @@ def main(argv):
     for mode in modes:  # warm-up call (first-touch allocations)
       runners[name][mode]()
 
-  times = {name: {mode: [] for mode in modes} for name in runners}
-  names = list(runners)
-  for rep in range(_REPEATS.value):
-    for mode in modes:
-      # Rotate the order every repeat: no variant always runs right after the same one.
-      for name in names[rep % len(names):] + names[:rep % len(names)]:
-        start = time.perf_counter()
-        runners[name][mode]()
-        times[name][mode].append(time.perf_counter() - start)
+  def report(rep, times):
     print(f'repeat {rep + 1}/{_REPEATS.value}: ' + '; '.join(
-        f'{name} ' + ' '.join(f'{mode} {times[name][mode][-1]:.3f}' for mode in modes)
+        f'{name} ' + ' '.join(f'{mode} {times[(name, mode)][-1]:.3f}' for mode in modes)
         for name in runners), flush=True)
+
+  times = _common.interleaved_times(
+      {(name, mode): runners[name][mode] for mode in modes for name in runners},
+      _REPEATS.value, report)
 
   official = {'fwd': _OFFICIAL_FWD.value, 'fwdbwd': _OFFICIAL_FWDBWD.value}
   label = {'fwd': 'fwd', 'fwdbwd': 'fwd+bwd'}
   first = next(iter(runners))
-  med = {name: {mode: statistics.median(t) for mode, t in d.items()} for name, d in times.items()}
+  med = {name: {mode: statistics.median(times[(name, mode)]) for mode in modes}
+         for name in runners}
   print(f'\npreset {_PRESET.value}, input {shape} {config.compute_dtype}, '
         f'median of {_REPEATS.value}; load average now {os.getloadavg()[0]:.1f}\n')
   print('| variant | ' + ' | '.join(
