@@ -5,10 +5,14 @@
     out['coordinates']   # (T, C) radians / metres (global translations 0)
     out['scales']        # (B, 3) one set per clip (mean over frames or chunks)
 
-Stage-1 checkpoints predict frame by frame; stage-2 checkpoints run the spatio-temporal
-model on chunks of `chunk_length` frames (consecutive windows; the last window is aligned
-with the clip's end, and a clip shorter than a chunk repeats its last frame), keeping
-each frame's refined prediction from the first window that holds it.
+Every frame goes through the frame model once, in batches of `frame_batch` two-view frames
+(the last batch padded with the clip's last frame, so one compiled shape serves every clip),
+so memory does not grow with the clip's length beyond its inputs and outputs. Stage-1
+checkpoints stop there; stage-2 checkpoints then run the temporal module on chunks of
+`chunk_length` frames of those outputs (consecutive windows; the last window is aligned
+with the clip's end, and a clip shorter than a chunk repeats its last frame), keeping each
+frame's refined prediction from the first window that holds it. The result is what the
+stage-2 network gives on each window as a whole (`BANetSequence.encode` / `refine`).
 
 Raw two-view videos (not ODAH examples) go through `clip_from_frames`: full frames, person
 masks and calibrated cameras -> the square crops and crop metadata BANet consumes. The
@@ -58,10 +62,15 @@ class Predictor:
     self.net, self.params, self.stage = net, params, stage
     self.seed, self.frame_batch = seed, frame_batch
     self.step, self.train_config, self.release = None, None, None  # set by `restore`
+    if frame_batch < 1:
+      raise ValueError(f'frame_batch must be at least 1, got {frame_batch}')
     if stage == 1:
-      self._apply = jax.jit(lambda p, *x: net.frame.apply({'params': p}, *x))
+      self._encode = jax.jit(lambda p, *x: net.frame.apply({'params': p}, *x))
     else:
-      self._apply = jax.jit(lambda p, *x: net.sequence.apply({'params': p}, *x)[1])
+      self._encode = jax.jit(lambda p, *x: net.sequence.apply({'params': p}, *x,
+                                                              method='encode'))
+      self._refine = jax.jit(lambda p, x: net.sequence.apply({'params': p}, x,
+                                                             method='refine'))
 
   @classmethod
   def restore(cls, path: str | pathlib.Path | None = None, **kwargs) -> Predictor:
@@ -94,24 +103,40 @@ class Predictor:
     return tuple(np.stack([x[k] for x in items]) for k in ('images', 'crop_pixels',
                                                            'query_points'))
 
-  def predict_raw(self, clip: dict) -> np.ndarray:
-    """(T, out_dim) raw network outputs for every frame of a clip."""
+  def warm_up(self) -> None:
+    """Compiles what `predict_raw` runs (one frame batch; in stage 2 one chunk) on zero
+    inputs, so that the first clip's time is all prediction."""
+    jax.block_until_ready(self._encode(self.params,
+                                       *self.net.example_inputs(batch=self.frame_batch)))
+    if self.stage == 2:
+      chunk = jnp.zeros((1, self.net.config.chunk_length, self.layout.out_dim), jnp.float32)
+      jax.block_until_ready(self._refine(self.params, chunk))
+
+  def encode_frames(self, clip: dict) -> np.ndarray:
+    """(T, out_dim) raw frame-model outputs for every frame of a clip, `frame_batch`
+    frames per call."""
     missing = [k for k in INPUT_FEATURES if k not in clip]
     if missing:
       raise ValueError(f'the clip lacks {missing} (see odah_tfds/schema.py)')
     num_frames = np.asarray(clip['crops']).shape[1]
+    out = []
+    for start in range(0, num_frames, self.frame_batch):
+      frames = [min(f, num_frames - 1) for f in range(start, start + self.frame_batch)]
+      raw = np.asarray(self._encode(self.params, *self._inputs(clip, frames)))
+      out.append(raw[:num_frames - start])
+    return np.concatenate(out)
+
+  def predict_raw(self, clip: dict) -> np.ndarray:
+    """(T, out_dim) raw network outputs for every frame of a clip."""
+    per_frame = self.encode_frames(clip)
     if self.stage == 1:
-      out = []
-      for start in range(0, num_frames, self.frame_batch):
-        frames = range(start, min(start + self.frame_batch, num_frames))
-        out.append(np.asarray(self._apply(self.params, *self._inputs(clip, frames))))
-      return np.concatenate(out)
-    length = self.net.config.chunk_length
-    raw = np.zeros((num_frames, self.layout.out_dim), np.float32)
+      return per_frame
+    num_frames, length = len(per_frame), self.net.config.chunk_length
+    raw = np.zeros_like(per_frame)
     done = np.zeros(num_frames, bool)
     for start in chunk_windows(num_frames, length):
       frames = [min(f, num_frames - 1) for f in range(start, start + length)]
-      window = np.asarray(self._apply(self.params, *(x[None] for x in self._inputs(clip, frames))))[0]
+      window = np.asarray(self._refine(self.params, per_frame[frames][None]))[0]
       for k, f in enumerate(frames):
         if not done[f]:
           raw[f], done[f] = window[k], True

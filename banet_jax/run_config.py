@@ -130,8 +130,9 @@ class TrainConfig:
   loss_weights: dict = _field({}, 'Loss-term weights by term name (unset: official).')
   freeze: str = _field('auto', "'auto' (stage 2: encoder, heads, to_one_scales, as the "
                        "official code), 'none', or comma-separated parameter path prefixes.")
-  init_from: str | None = _field(None, 'Stage-1 workdir or checkpoint to initialise the frame '
-                                 'model from.')
+  init_from: str | None = _field(None, 'Stage-1 workdir or checkpoint, or a released model '
+                                 "(folder or name; 'default': the shipped one), to initialise "
+                                 'the frame model from.')
   # Parallelism.
   parallelism: str = _field('jit', "Data parallelism: 'jit' (Mesh + NamedSharding) or 'pmap'.",
                             choices=('jit', 'pmap'))

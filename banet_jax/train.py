@@ -56,14 +56,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from banet_jax import checkpoints as ckpt_lib
 from banet_jax import data
 from banet_jax import losses
+from banet_jax import released
 from banet_jax.metric_writers import MetricWriter
 from banet_jax.model.banet import BANet
 from banet_jax.model.outputs import decode
 from banet_jax.run_config import OSIM_KEY, TrainConfig, check_run_model, run_record
 
-# Model fields that must agree between a stage-1 checkpoint and a stage-2 run.
+# Model fields that may differ between the checkpoint a run starts from (`init_from`) and
+# the run: the temporal module's, and how to compute (dtype, rematerialisation).
 _TEMPORAL_FIELDS = ('chunk_length', 'temporal_dim', 'temporal_blocks', 'temporal_heads',
-                    'ffn_expansion_factor', 'compute_dtype')
+                    'ffn_expansion_factor', 'compute_dtype', 'remat')
 
 
 class TrainingError(RuntimeError):
@@ -274,7 +276,8 @@ def compatibility_key(config_json: dict) -> dict:
   """What must not change when resuming: stage, model shape and optimiser structure."""
   config = TrainConfig.from_json(config_json)
   model = dataclasses.asdict(config.model_config())
-  model.pop('compute_dtype')
+  model.pop('compute_dtype')  # how to compute, not what: a resume may change them
+  model.pop('remat')
   return json.loads(json.dumps({
       'stage': config.stage, 'model': model, 'frozen': list(config.frozen_prefixes()),
       'grad_clip': bool(config.grad_clip_norm)}))
@@ -303,31 +306,47 @@ def check_resumable(saved: dict, config: TrainConfig, where: str) -> list[str]:
 
 
 def load_frame_params(path: str, task: Task):
-  """'frame' parameters of a (stage-1 or stage-2) checkpoint, checked against `task`."""
-  folder, step = ckpt_lib.resolve(path)
-  source = ckpt_lib.Checkpoints(folder, read_only=True)
-  try:
-    record = source.read_config(step)
-    check_run_model(record, task.net.layout.skeleton, f'init_from {folder / str(step)}')
-    saved = TrainConfig.from_json(record)
-    mine, theirs = (dataclasses.asdict(c.model_config()) for c in (task.config, saved))
-    bad = [f'{k}: {theirs[k]!r} (checkpoint) vs {mine[k]!r}' for k in mine
-           if k not in _TEMPORAL_FIELDS and json.dumps(mine[k]) != json.dumps(theirs[k])]
-    if bad:
-      raise IncompatibleCheckpointError(
-          f'init_from {folder / str(step)}: its frame model differs ({"; ".join(bad)})')
-    other = Task(saved)
-    abstract = ckpt_lib.abstract_like(other.abstract_state(),
-                                      jax.sharding.SingleDeviceSharding(jax.devices()[0]))
-    frame = source.restore_params(step, abstract)['frame']
-  finally:
-    source.close()
+  """'frame' parameters of a (stage-1 or stage-2) checkpoint or of a release folder or name
+  (`banet_jax.released`, e.g. 'default': fine-tuning the shipped model), checked against
+  `task`."""
+  release = released.resolve(path)
+  if released.is_release(release):
+    params, record, _ = released.load_release(release)
+    where = f'release {release}'
+    _check_frame_config(record, task, where)
+    frame = jax.tree.map(jnp.asarray, params['frame'])
+  else:
+    folder, step = ckpt_lib.resolve(path)
+    where = f'{folder / str(step)}'
+    source = ckpt_lib.Checkpoints(folder, read_only=True)
+    try:
+      saved = _check_frame_config(source.read_config(step), task, where)
+      other = Task(saved)
+      abstract = ckpt_lib.abstract_like(other.abstract_state(),
+                                        jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+      frame = source.restore_params(step, abstract)['frame']
+    finally:
+      source.close()
   want = jax.eval_shape(task.init_state, jax.random.key(0))['params']['frame']
   shapes = lambda t: jax.tree.map(lambda x: (x.shape, str(x.dtype)), t)
   if shapes(frame) != shapes(want):
-    raise IncompatibleCheckpointError(f'init_from {folder / str(step)}: frame parameters '
+    raise IncompatibleCheckpointError(f'init_from {where}: frame parameters '
                                       'have other shapes than this model')
-  return frame, f'{folder / str(step)}'
+  return frame, where
+
+
+def _check_frame_config(record: dict, task: Task, where: str) -> TrainConfig:
+  """The saved run config of `record`; raises IncompatibleCheckpointError when its model
+  or its frame network differs from `task`'s."""
+  check_run_model(record, task.net.layout.skeleton, f'init_from {where}')
+  saved = TrainConfig.from_json(record)
+  mine, theirs = (dataclasses.asdict(c.model_config()) for c in (task.config, saved))
+  bad = [f'{k}: {theirs[k]!r} (checkpoint) vs {mine[k]!r}' for k in mine
+         if k not in _TEMPORAL_FIELDS and json.dumps(mine[k]) != json.dumps(theirs[k])]
+  if bad:
+    raise IncompatibleCheckpointError(
+        f'init_from {where}: its frame model differs ({"; ".join(bad)})')
+  return saved
 
 
 # -------------------------------------------------------------------------- the loop

@@ -12,7 +12,8 @@ Columns: compile seconds of the forward and of the training gradient (value_and_
 official loss, through the skeleton layer), then milliseconds per call and per frame for the
 forward and for forward+backward (median of --repeats calls, results blocked on), and peak
 memory (GPU: the device's peak bytes in use; CPU: the process's maximum RSS, which includes
-everything allocated before).
+everything allocated before). `--remat`: the encoder's residual blocks rematerialised in the
+backward pass (less memory for one more forward of them).
 Inputs are random; timing does not depend on values. Parameters are float32; `bfloat16`
 computes activations in bfloat16 (for GPU/TPU).
 """
@@ -45,6 +46,9 @@ _FRAME_BATCH = flags.DEFINE_integer('frame_batch', 2, 'Two-view frames per call.
 _CHUNK_BATCH = flags.DEFINE_integer('chunk_batch', 1, 'Chunks per call.')
 _DTYPES = flags.DEFINE_list('dtypes', ['float32'], 'Compute dtypes: float32, bfloat16.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per row (median shown).')
+_REMAT = flags.DEFINE_bool('remat', False, "Rematerialise the encoder's residual blocks in the "
+                           'backward pass (BANetConfig.remat). Peak memory is per process: '
+                           'compare two runs, with and without.')
 
 
 def _inputs(net: BANet, batch: int, frames: int | None):
@@ -77,7 +81,7 @@ def _peak_memory_gb() -> float:
 
 
 def measure(preset: str, unit: str, dtype: str) -> dict:
-  net = BANet.create(get_config(preset, compute_dtype=dtype))
+  net = BANet.create(get_config(preset, compute_dtype=dtype, remat=_REMAT.value))
   chunk = unit == 'chunk'
   batch = _CHUNK_BATCH.value if chunk else _FRAME_BATCH.value
   frames = net.config.chunk_length if chunk else None
@@ -116,7 +120,7 @@ def measure(preset: str, unit: str, dtype: str) -> dict:
 def main(argv):
   del argv
   accelerator = jax.default_backend() != 'cpu'
-  print(_common.platform_info(', '.join(_DTYPES.value)))
+  print(_common.platform_info(', '.join(_DTYPES.value)) + f'; remat {_REMAT.value}')
   print('| preset | unit | batch | frames | dtype | compile fwd s | compile grad s | fwd ms '
         '| fwd ms/frame | fwd+bwd ms | fwd+bwd ms/frame | peak memory GiB |')
   print('|---|---|---|---|---|---|---|---|---|---|---|---|')

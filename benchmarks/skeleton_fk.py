@@ -19,6 +19,7 @@ and GPU: JAX uses its default backend unless --platform says otherwise.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import pathlib
@@ -46,6 +47,8 @@ _PLATFORM = flags.DEFINE_string("platform", None,
                                 "JAX platform (cpu, gpu, ...); default: JAX's default backend.")
 _NO_PROJECT_MODEL = flags.DEFINE_bool("no_project_model", False,
                                       "Only benchmark the .osim files given as arguments.")
+_JSON = flags.DEFINE_string("json", None, "Also write the rows to this JSON file "
+                            "(benchmarks/gpu_suite.py reads it).")
 
 # Time per timing run of the JAX layer (several calls for small batches).
 _TARGET_RUN_S = 0.2
@@ -172,8 +175,10 @@ def markdown_table(rows: Sequence[Row], batches: Sequence[int]) -> str:
 
 
 def run(paths: Sequence[str], batches: Sequence[int], repeats: int = 5,
-        dtype: str = "float32", opensim_poses: int = 500, verbose: bool = True) -> str:
-  """Benchmarks every model in `paths` and returns (and prints) the Markdown report."""
+        dtype: str = "float32", opensim_poses: int = 500, verbose: bool = True,
+        json_path: str | None = None) -> str:
+  """Benchmarks every model in `paths` and returns (and prints) the Markdown report;
+  `json_path`: also writes the rows there (a list of `Row` dicts, platform included)."""
   import jax  # pylint: disable=g-import-not-at-top
 
   say = print if verbose else (lambda *a, **k: None)
@@ -185,6 +190,10 @@ def run(paths: Sequence[str], batches: Sequence[int], repeats: int = 5,
       say(f"benchmarking {path} ...", flush=True)
       rows.append(benchmark_model(path, batches, repeats, dtype, opensim_poses))
   table = markdown_table(rows, batches)
+  if json_path:
+    pathlib.Path(json_path).write_text(json.dumps(
+        [dict(dataclasses.asdict(r), platform=jax.default_backend(), dtype=dtype) for r in rows],
+        indent=1))
   say("")
   say(table)
   return info + "\n\n" + table
@@ -204,7 +213,7 @@ def main(argv: Sequence[str]) -> None:
   if not paths:
     raise app.UsageError("no models to benchmark")
   run(paths, [int(b) for b in _BATCHES.value], _REPEATS.value, _DTYPE.value,
-      _OPENSIM_POSES.value)
+      _OPENSIM_POSES.value, json_path=_JSON.value)
 
 
 if __name__ == "__main__":

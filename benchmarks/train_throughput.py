@@ -18,6 +18,8 @@ peak bytes in use; CPU: the process's maximum RSS, which includes everything bef
 from __future__ import annotations
 
 import dataclasses
+import json
+import pathlib
 import platform
 import resource
 import time
@@ -37,6 +39,8 @@ _STEPS = flags.DEFINE_integer('bench_steps', 10, 'Timed training steps per row.'
 _PIPELINE = flags.DEFINE_bool('pipeline', False, 'Also time the host input pipeline on '
                               'synthetic clips (--synthetic_* flags, --data_threads).')
 _PIPELINE_BATCHES = flags.DEFINE_integer('pipeline_batches', 10, 'Batches for --pipeline.')
+_JSON = flags.DEFINE_string('json', None, 'Also write the rows (with the preset, stage and '
+                            'batch) to this JSON file (benchmarks/gpu_suite.py reads it).')
 
 
 def random_batch(task: train.Task, batch: int) -> dict:
@@ -118,15 +122,20 @@ def main(argv):
     columns.insert(5, 'pipeline batches/s')
   print('| ' + ' | '.join(columns) + ' |')
   print('|' + '---|' * len(columns))
+  rows = []
   for dtype in _DTYPES.value:
     config = base.replace(model_overrides=dict(base.model_overrides, compute_dtype=dtype))
     r = measure(config)
+    rows.append(dict(r, dtype=dtype, preset=base.preset, stage=base.stage,
+                     batch_size=base.batch_size, steps=_STEPS.value))
     row = [dtype, f'{r["compile_s"]:.1f}', f'{r["steps_per_sec"]:.2f}',
            f'{r["examples_per_sec"]:.1f}', f'{r["frames_per_sec"]:.1f}',
            f'{r["memory_gib"]:.2f}']
     if _PIPELINE.value:
       row.insert(5, f'{pipeline_rate(config):.2f}')
     print('| ' + ' | '.join(row) + ' |', flush=True)
+  if _JSON.value:
+    pathlib.Path(_JSON.value).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == '__main__':

@@ -143,3 +143,37 @@ def test_notebook_runs_the_shipped_model_on_the_real_capture(tmp_path):
   _run_notebook({'BANET_NUM_FRAMES': '6', 'BANET_OUT_DIR': str(tmp_path)})  # the defaults
   for name in ('demo.mot', 'demo.osim', 'overlays.png', 'angles.png'):
     assert (tmp_path / name).is_file(), name
+
+
+@pytest.mark.parametrize('stage', [1, 2])
+def test_predictor_streams_frames_in_batches_like_whole_windows(stage, fast_compile):
+  """Predictor encodes each frame once in `frame_batch` batches (the last one padded) and
+  refines chunks of those outputs; that equals the network applied to each whole window."""
+  import jax
+  from banet_jax import data
+  from banet_jax.inference import Predictor, chunk_windows
+  from banet_jax.model.banet import BANet, get_config
+  net = BANet.create(get_config('tiny'))
+  init = net.init_frame if stage == 1 else net.init_sequence
+  params = jax.jit(init)(jax.random.key(3))['params']
+  length = net.config.chunk_length
+  del fast_compile
+  frames = length + length // 2  # two windows: 0, and L/2 aligned with the clip's end
+  clip = data.open_source('synthetic', 'test', layout=net.layout, synthetic_clips=1,
+                          synthetic_frames=frames, synthetic_crop_size=net.config.image_size)[0]
+  predictor = Predictor(net, params, stage, frame_batch=5)  # 5 does not divide 24
+  raw = predictor.predict_raw(clip)
+  assert raw.shape == (frames, net.layout.out_dim)
+  inputs = predictor._inputs(clip, range(frames))  # pylint: disable=protected-access
+  if stage == 1:
+    expected = np.asarray(jax.jit(net.frame.apply)({'params': params}, *inputs))
+  else:
+    expected, apply = np.zeros_like(raw), jax.jit(net.sequence.apply)
+    starts = chunk_windows(frames, length)
+    assert starts == [0, frames - length]
+    for start in reversed(starts):  # the first window that holds a frame wins
+      window = tuple(x[None, start:start + length] for x in inputs)
+      expected[start:start + length] = apply({'params': params}, *window)[1][0]
+  np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match='frame_batch'):
+    Predictor(net, params, stage, frame_batch=0)

@@ -402,3 +402,26 @@ def test_group_norm_and_conv1x1_equal_flax_modules():
                                 jax.grad(functools.partial(loss, theirs), argnums=(0, 1))(params, x)):
       for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_theirs)):
         np.testing.assert_allclose(a, b, atol=tol * max(1.0, float(np.abs(b).max())))
+
+
+def test_remat_keeps_parameters_outputs_and_gradients():
+  """`remat=True` recomputes the encoder's residual blocks in the backward pass: the same
+  parameter tree, the same outputs and gradients (only the schedule differs)."""
+  filters = {r: HGFilter(num_stacks=2, depth=2, width=16, stem_widths=(8, 16), norm_groups=4,
+                         remat=r) for r in (False, True)}
+  images = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+  params = filters[False].init(jax.random.key(1), images)
+  assert (jax.tree.map(jnp.shape, filters[True].init(jax.random.key(1), images))
+          == jax.tree.map(jnp.shape, params))
+
+  def loss(remat, p):
+    return sum(jnp.sum(jnp.sin(o)) for o in filters[remat].apply(p, images))
+
+  plain, remat = (jax.jit(jax.value_and_grad(functools.partial(loss, r))) for r in (False, True))
+  (v0, g0), (v1, g1) = plain(params), remat(params)
+  np.testing.assert_allclose(v1, v0, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0)):  # float32 rounding only
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
+  # The remat program really recomputes: its backward holds more convolutions.
+  count = lambda f: f.lower(params).as_text().count('convolution')
+  assert count(remat) > count(plain)

@@ -161,6 +161,22 @@ def test_generation_config_checks_and_splits():
     generate.GenerationConfig(body='smpl')
 
 
+def test_lab_family_cycle_gives_every_subject_one_balance_clip():
+  """Each subject draws consecutive entries of LAB_FAMILIES from a random start (cyclic);
+  whatever the start, its four clips hold exactly one `balance`, and every registered
+  family in the cycle exists (1.3.0 added `turning` and `kneeling`)."""
+  from odah_tfds import motions  # pylint: disable=g-import-not-at-top
+  from odah_tfds.odah import odah_dataset_builder as builder  # pylint: disable=g-import-not-at-top
+  cycle = builder.LAB_FAMILIES
+  lab = {c.name: c for c in builder.CONFIGS}['lab']
+  assert lab.generation.families == cycle and lab.generation.clips_per_subject == 4
+  assert set(cycle) <= set(motions.FAMILIES)
+  assert set(motions.ODAH_1_FAMILIES) | {'turning', 'kneeling'} <= set(cycle)
+  for start in range(len(cycle)):
+    four = [cycle[(start + k) % len(cycle)] for k in range(4)]
+    assert four.count('balance') == 1, (start, four)
+
+
 @pytest.mark.slow
 def test_imports_form_builds(tmp_path):
   """`tfds build odah --imports=odah_tfds.odah` (an installed package), from any folder."""

@@ -101,3 +101,20 @@ def test_the_default_model_predicts_on_the_real_capture(tmp_path):
   # Placed on the person: the matched joints within half a metre of the landmarks (the
   # quality of the pose itself is measured by benchmarks/sim_to_real.py, not here).
   assert report['placement']['median_residual_m'] < 0.5
+
+
+def test_training_starts_from_a_release(smoke_checkpoint, tmp_path):
+  """`init_from` takes a release (e.g. 'default': fine-tune the shipped model): its frame
+  parameters exactly, and a clear error for another network size."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from banet_jax import train  # pylint: disable=g-import-not-at-top
+  from banet_jax.run_config import TrainConfig  # pylint: disable=g-import-not-at-top
+  out = released.export_release(smoke_checkpoint, tmp_path / 'rel', name='smoke')
+  params, config_json, _ = released.load_release(out)
+  config = TrainConfig.from_json(config_json).replace(stage=2, init_from=str(out))
+  frame, where = train.load_frame_params(config.init_from, train.Task(config))
+  assert where == f'release {out}'
+  jax.tree.map(np.testing.assert_array_equal, frame, params['frame'])
+  other = config.replace(model_overrides={**config.model_overrides, 'num_points': 8})
+  with pytest.raises(train.IncompatibleCheckpointError, match=r'release .*num_points'):
+    train.load_frame_params(str(out), train.Task(other))

@@ -81,6 +81,11 @@ class BANetConfig:
   model_path: str | None = None
   # Computation dtype; parameters stay float32. 'bfloat16' is for GPU/TPU.
   compute_dtype: str = 'float32'
+  # Rematerialise the encoder's residual blocks in the backward pass (less memory, one
+  # more forward of them; benchmarks/README.md, `banet_step.py --remat`). Like
+  # compute_dtype, a way to compute, not part of the network: checkpoints move freely
+  # between the two settings.
+  remat: bool = False
 
   def __post_init__(self):
     if self.compute_dtype not in COMPUTE_DTYPES:
@@ -150,7 +155,7 @@ def _frame_model(config: BANetConfig, out_dim: int, name: str | None = None) -> 
       width=config.hourglass_width, stem_widths=config.stem_widths,
       norm_groups=config.norm_groups, head_channels=config.head_channels,
       keep_unused_norm_params=config.keep_unused_norm_params, point_widths=config.point_widths, global_widths=config.global_widths,
-      num_points=config.num_points, out_dim=out_dim,
+      num_points=config.num_points, out_dim=out_dim, remat=config.remat,
       dtype=config.dtype, param_dtype=jnp.float32, name=name)
 
 
@@ -172,13 +177,46 @@ class BANetSequence(nn.Module):
 
   Parameters are {'frame': <BANetFrame's 'frame' tree>, 'temporal': ...,
   'to_one_scales': ...}, so stage-1 weights drop into 'frame' unchanged.
+
+  `__call__` runs both parts on whole chunks (training). Inference on long clips calls
+  them apart (`banet_jax.inference.Predictor`): `method='encode'` on any batch of frames,
+  so each frame is encoded once and in batches of bounded size, then `method='refine'` on
+  each chunk's per-frame outputs; the result is `__call__`'s.
   """
 
   config: BANetConfig
   out_dim: int
   num_predicted: int
 
-  @nn.compact
+  def setup(self):
+    c = self.config
+    self.frame = _frame_model(c, self.out_dim)
+    self.temporal = TemporalRestormer(
+        dim=c.temporal_dim, num_blocks=c.temporal_blocks, heads=c.temporal_heads,
+        ffn_expansion_factor=c.ffn_expansion_factor, bias=True, dtype=c.dtype,
+        param_dtype=jnp.float32)
+    # Official `to_one_scales`: Conv1d(frames -> 1, kernel 1) over the scale entries,
+    # i.e. a learned weighted sum over the chunk's frames plus a bias.
+    self.to_one_scales = nn.Dense(1)
+
+  def encode(self, images, crop_pixels, points):
+    """The frame model alone: (F, V, S, S, 3), (F, V, N, 2), (F, N, 3) -> raw (F, out_dim)
+    float32, for any number F of frames."""
+    return self.frame(images, crop_pixels, points).astype(jnp.float32)
+
+  def refine(self, per_frame):
+    """Raw (B, T, out_dim) per-frame outputs of whole chunks (T = chunk_length) -> raw
+    (B, T, out_dim) float32 after the temporal module, the scale entries replaced by the
+    chunk's single set (repeated over T)."""
+    if per_frame.shape[1] != self.config.chunk_length:
+      raise ValueError(f'expected chunks of {self.config.chunk_length} frames, got '
+                       f'{per_frame.shape[1]} (per-frame outputs {per_frame.shape})')
+    refined = self.temporal(per_frame).astype(jnp.float32)
+    scales = refined[..., self.num_predicted:]  # (B, T, 3 * bodies)
+    one = self.to_one_scales(jnp.swapaxes(scales, 1, 2))  # (B, 3Bo, 1)
+    one = jnp.broadcast_to(jnp.swapaxes(one, 1, 2), scales.shape)
+    return jnp.concatenate([refined[..., :self.num_predicted], one], axis=-1)
+
   def __call__(self, images, crop_pixels, points):
     """(B, T, V, S, S, 3), (B, T, V, N, 2), (B, T, N, 3) -> (per_frame, refined).
 
@@ -191,21 +229,9 @@ class BANetSequence(nn.Module):
       raise ValueError(f'expected chunks of {self.config.chunk_length} frames, got '
                        f'{frames} (images {images.shape})')
     flat = lambda x: x.reshape((batch * frames,) + x.shape[2:])
-    per_frame = _frame_model(self.config, self.out_dim, name='frame')(
-        flat(images), flat(crop_pixels), flat(points))
-    per_frame = per_frame.reshape(batch, frames, self.out_dim).astype(jnp.float32)
-    c = self.config
-    refined = TemporalRestormer(
-        dim=c.temporal_dim, num_blocks=c.temporal_blocks, heads=c.temporal_heads,
-        ffn_expansion_factor=c.ffn_expansion_factor, bias=True, dtype=c.dtype,
-        param_dtype=jnp.float32, name='temporal')(per_frame).astype(jnp.float32)
-    # Official `to_one_scales`: Conv1d(frames -> 1, kernel 1) over the scale entries,
-    # i.e. a learned weighted sum over the chunk's frames plus a bias.
-    scales = refined[..., self.num_predicted:]  # (B, T, 3 * bodies)
-    one = nn.Dense(1, name='to_one_scales')(jnp.swapaxes(scales, 1, 2))  # (B, 3Bo, 1)
-    one = jnp.broadcast_to(jnp.swapaxes(one, 1, 2), scales.shape)
-    refined = jnp.concatenate([refined[..., :self.num_predicted], one], axis=-1)
-    return per_frame, refined
+    per_frame = self.encode(flat(images), flat(crop_pixels), flat(points))
+    per_frame = per_frame.reshape(batch, frames, self.out_dim)
+    return per_frame, self.refine(per_frame)
 
 
 @dataclasses.dataclass(frozen=True)

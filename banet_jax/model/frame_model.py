@@ -47,6 +47,8 @@ class FrameModel(nn.Module):
     head_channels: channels of each `HGHeads` output.
     point_widths, global_widths, out_dim: the `Point2Osim` configuration.
     num_points: N, number of query points per frame (fixed: the head flattens them).
+    remat: recompute the encoder's residual blocks in the backward pass instead of keeping
+      their activations (`hourglass.conv_block_class`); the same parameters and outputs.
     dtype: computation dtype (e.g. jnp.bfloat16); the output is always float32.
     param_dtype: parameter dtype.
   """
@@ -62,6 +64,7 @@ class FrameModel(nn.Module):
   global_widths: Sequence[int] = (128, 128)
   out_dim: int = 102
   num_points: int = 500
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -70,7 +73,7 @@ class FrameModel(nn.Module):
     self.image_filter = HGFilter(
         num_stacks=self.num_stacks, depth=self.depth, width=self.width,
         stem_widths=tuple(self.stem_widths), norm_groups=self.norm_groups,
-        keep_unused_norm_params=self.keep_unused_norm_params, **common)
+        keep_unused_norm_params=self.keep_unused_norm_params, remat=self.remat, **common)
     self.heads = HGHeads(head_channels=self.head_channels, **common)
     self.point2osim = Point2Osim(
         point_widths=tuple(self.point_widths), global_widths=tuple(self.global_widths),

@@ -227,6 +227,14 @@ class ConvBlock(nn.Module):
     return out + residual.astype(out.dtype)
 
 
+def conv_block_class(remat: bool) -> type[nn.Module]:
+  """`ConvBlock`, or (remat) `nn.remat(ConvBlock)`: the same parameters and outputs, but the
+  backward pass keeps only each block's input and recomputes the block's inside (its
+  GroupNorms, ReLUs and three convolutions), trading one more forward of the blocks for
+  memory. Measured in benchmarks/README.md (`banet_step.py --remat`)."""
+  return _REMAT_CONV_BLOCK if remat else ConvBlock
+
+
 class HourGlass(nn.Module):
   """Recursive hourglass of `depth` levels at constant width `features`.
 
@@ -239,6 +247,7 @@ class HourGlass(nn.Module):
   features: int = 256
   norm_groups: int = 32
   keep_unused_norm_params: bool = True
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -250,7 +259,8 @@ class HourGlass(nn.Module):
     if h % 2**self.depth or w % 2**self.depth:
       raise ValueError(f"HourGlass of depth {self.depth} needs a height and width divisible by "
                        f"{2**self.depth}; got feature maps of {h}x{w}")
-    block = functools.partial(ConvBlock, features=self.features, norm_groups=self.norm_groups,
+    block = functools.partial(conv_block_class(self.remat), features=self.features,
+                              norm_groups=self.norm_groups,
                               keep_unused_norm_params=self.keep_unused_norm_params,
                               dtype=self.dtype, param_dtype=self.param_dtype)
 
@@ -263,6 +273,9 @@ class HourGlass(nn.Module):
       return up1 + resize_bicubic_align_corners(low, inp.shape[1], inp.shape[2])
 
     return level(self.depth, x)
+
+
+_REMAT_CONV_BLOCK = nn.remat(ConvBlock)
 
 
 class HGFilter(nn.Module):
@@ -280,6 +293,7 @@ class HGFilter(nn.Module):
   stem_widths: tuple[int, int] = (64, 128)
   norm_groups: int = 32
   keep_unused_norm_params: bool = True
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -293,7 +307,7 @@ class HGFilter(nn.Module):
     _check_groups(s0, self.norm_groups, "HGFilter stem")
     _check_groups(self.width, self.norm_groups, "HGFilter width")
     common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
-    block = functools.partial(ConvBlock, norm_groups=self.norm_groups,
+    block = functools.partial(conv_block_class(self.remat), norm_groups=self.norm_groups,
                               keep_unused_norm_params=self.keep_unused_norm_params, **common)
     conv1x1 = functools.partial(Conv1x1, **common)
     gn = functools.partial(_group_norm, self.norm_groups, self.dtype, self.param_dtype)
@@ -308,8 +322,8 @@ class HGFilter(nn.Module):
     outputs = []
     for i in range(self.num_stacks):
       hg = HourGlass(depth=self.depth, features=self.width, norm_groups=self.norm_groups,
-                     keep_unused_norm_params=self.keep_unused_norm_params, name=f"m{i}",
-                     **common)(previous)
+                     keep_unused_norm_params=self.keep_unused_norm_params, remat=self.remat,
+                     name=f"m{i}", **common)(previous)
       ll = block(self.width, name=f"top_m_{i}")(hg)
       ll = nn.relu(gn(f"bn_end{i}")(conv1x1(self.width, name=f"conv_last{i}")(ll)))
       out = conv1x1(self.width, name=f"l{i}")(ll)

@@ -1,0 +1,63 @@
+"""The prepared benchmark scripts run and report what they say (tiny configurations).
+
+Their figures are not checked here (benchmarks print tables; the project keeps timing out of
+tests): only that each script runs end to end and writes the rows it documents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(args, timeout=900):
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+def _suite(tmp_path, rows):
+  out = _run(['benchmarks/gpu_suite.py', '--smoke', '--dtypes=float32', '--train_steps=1',
+              f'--rows={rows}', f'--out_dir={tmp_path}'])
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  table = [l for l in out.stdout.splitlines() if l.startswith('| ') and '---' not in l]
+  assert table[0].startswith('| row | configuration |')
+  return table[1:], out.stdout
+
+
+def test_gpu_suite_smoke_inference_and_skeleton_rows(tmp_path):
+  """The suite's inference row (a clip streamed through a stage-2 Predictor in frame
+  batches, in a child process) and its skeleton row, on the CPU."""
+  rows, stdout = _suite(tmp_path, 'stream,skeleton_fk')
+  assert 'SMOKE' in stdout and 'not run' not in stdout
+  assert [r.split(' | ')[0] for r in rows] == ['| inference, stage 2', '| skeleton FK (cpu)']
+  stream = json.loads((tmp_path / 'stream_float32.json').read_text())
+  assert len(stream) == 1 and stream[0]['frames'] == 24 and stream[0]['stage'] == 2
+  assert stream[0]['frames_per_s'] > 0 and stream[0]['peak_gib'] > 0
+  fk = json.loads((tmp_path / 'skeleton_fk.json').read_text())
+  assert fk[0]['model'] == 'banet_fullbody.osim' and fk[0]['jax_poses_per_s']['64'] > 0
+
+
+@pytest.mark.slow
+def test_gpu_suite_smoke_training_rows(tmp_path):
+  """Both training rows (stage 1 and stage 2 with the frozen parts), on the CPU."""
+  rows, _ = _suite(tmp_path, 'train')
+  assert [r.split(' | ')[0] for r in rows] == ['| stage-1 training step',
+                                               '| stage-2 training step']
+  for stage in (1, 2):
+    (result,) = json.loads((tmp_path / f'train_stage{stage}_float32.json').read_text())
+    assert result['stage'] == stage and result['steps_per_sec'] > 0
+
+
+def test_gpu_suite_deadline_lists_what_did_not_run(tmp_path):
+  out = _run(['benchmarks/gpu_suite.py', '--smoke', '--deadline_s=-1', f'--out_dir={tmp_path}'])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'not run (past --deadline_s=-1): train_stage1_float32, train_stage2_float32, ' \
+         'stream_float32, skeleton_fk, train_stage1_bfloat16' in out.stdout
