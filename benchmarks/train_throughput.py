@@ -10,9 +10,10 @@ Times the real training step (`banet_jax.train`: optimiser, frozen parameters an
 flagfile's parallelism over all devices) on random device-resident batches of the right
 shapes, so no dataset is needed and the input pipeline is excluded; with --pipeline it
 also times the host input pipeline alone on synthetic clips (batches/s it can feed).
-Prints a Markdown table, one row per dtype: compile seconds, steps/s, examples/s (frames
-in stage 1, chunks in stage 2), two-view frames/s, and peak memory (GPU: the device's
-peak bytes in use; CPU: the process's maximum RSS, which includes everything before).
+Prints a Markdown table, one row per dtype: compile seconds (with the first step), seconds
+per step, steps/s, examples/s (frames in stage 1, chunks in stage 2), two-view frames/s, and
+peak memory (GPU: the device's peak bytes in use; CPU: the process's maximum RSS, which
+includes everything before).
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def main(argv):
   print(f'preset {base.preset} (image {c.image_size}, {c.num_points} points, chunk '
         f'{c.chunk_length}), stage {base.stage}, global batch {base.batch_size}, '
         f'parallelism {base.parallelism}, {_STEPS.value} timed steps')
-  columns = ['dtype', 'compile s', 'steps/s', 'examples/s', 'frames/s', 'peak memory GiB']
+  columns = ['dtype', 'compile s', 's/step', 'steps/s', 'examples/s', 'frames/s',
+             'peak memory GiB']
   if _PIPELINE.value:
-    columns.insert(5, 'pipeline batches/s')
+    columns.insert(6, 'pipeline batches/s')
   print('| ' + ' | '.join(columns) + ' |')
   print('|' + '---|' * len(columns))
   rows = []
@@ -128,11 +130,12 @@ def main(argv):
     r = measure(config)
     rows.append(dict(r, dtype=dtype, preset=base.preset, stage=base.stage,
                      batch_size=base.batch_size, steps=_STEPS.value))
-    row = [dtype, f'{r["compile_s"]:.1f}', f'{r["steps_per_sec"]:.2f}',
+    row = [dtype, f'{r["compile_s"]:.1f}', f'{1 / r["steps_per_sec"]:.3g}',
+           f'{r["steps_per_sec"]:.3g}',
            f'{r["examples_per_sec"]:.1f}', f'{r["frames_per_sec"]:.1f}',
            f'{r["memory_gib"]:.2f}']
     if _PIPELINE.value:
-      row.insert(5, f'{pipeline_rate(config):.2f}')
+      row.insert(6, f'{pipeline_rate(config):.2f}')
     print('| ' + ' | '.join(row) + ' |', flush=True)
   if _JSON.value:
     pathlib.Path(_JSON.value).write_text(json.dumps(rows, indent=1))

@@ -46,6 +46,9 @@ _DATASET = flags.DEFINE_string('dataset', None, "ODAH dataset, e.g. odah/tiny (d
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data_dir.')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split (with --dataset).')
 _MAX_CLIPS = flags.DEFINE_integer('max_clips', 0, 'At most this many clips (0: all).')
+_FRAME_BATCH = flags.DEFINE_integer('frame_batch', 16, 'Two-view frames per call of the frame '
+                                    'model: memory grows with it, not with the video length '
+                                    '(benchmarks/README.md, stream_predict.py).')
 _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Output folder.', required=True)
 _VIDEOS = flags.DEFINE_list('videos', None, 'Calibrated camera videos (2 or more), named after '
                             'their calibration cameras (or see --camera_names).')
@@ -129,7 +132,7 @@ def _predict_videos(out_dir):
   else:
     # Lazy: BANet stack, 2.5 s: not for --help.
     from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
-    predictor = Predictor.restore(_CHECKPOINT.value)
+    predictor = Predictor.restore(_CHECKPOINT.value, frame_batch=_FRAME_BATCH.value)
     report = predict.predict_capture(predictor, capture, out_dir, name=name)
     used = cameras
   person = report['person']
@@ -196,7 +199,7 @@ def main(argv):
       except persons.ModelFetchError as e:
         sys.exit(f'error: {e}')
       return
-    predictor = Predictor.restore(_CHECKPOINT.value)
+    predictor = Predictor.restore(_CHECKPOINT.value, frame_batch=_FRAME_BATCH.value)
     arrays = {}
     for clip_id, clip, fps in _clips(predictor):
       pred = predictor.predict_clip(clip)

@@ -32,6 +32,7 @@ def _suite(tmp_path, rows):
   return table[1:], out.stdout
 
 
+@pytest.mark.slow
 def test_gpu_suite_smoke_inference_and_skeleton_rows(tmp_path):
   """The suite's inference row (a clip streamed through a stage-2 Predictor in frame
   batches, in a child process) and its skeleton row, on the CPU."""
@@ -57,6 +58,8 @@ def test_gpu_suite_smoke_training_rows(tmp_path):
 
 
 def test_gpu_suite_deadline_lists_what_did_not_run(tmp_path):
+  """The default suite's check of the script: its rows in their order, none started past
+  the deadline, and the table still printed."""
   out = _run(['benchmarks/gpu_suite.py', '--smoke', '--deadline_s=-1', f'--out_dir={tmp_path}'])
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'not run (past --deadline_s=-1): train_stage1_float32, train_stage2_float32, ' \

@@ -118,6 +118,14 @@ def test_tfds_build_cli_array_record_reads_back(tmp_path):
   # The dataset records the OpenSim model of its labels (banet_jax.data checks it).
   metadata = json.loads(next(data_dir.glob('odah/smoke/*/metadata.json')).read_text())
   assert metadata['osim'] == project_skeleton().identity()
+  # The contact sheet of the build, filtered by motion family (smoke: squat, arm_flexion or
+  # walking; never kneeling).
+  sheet = [sys.executable, '-m', 'odah_tfds.odah.contact_sheet', '--config=smoke',
+           f'--data_dir={data_dir}', '--examples=1', '--frames=1']
+  _run(sheet + ['--families=squat,arm_flexion,walking', f'--out={tmp_path / "sheet.png"}'])
+  assert (tmp_path / 'sheet.png').stat().st_size > 1000
+  refused = _run(sheet + ['--families=kneeling', f'--out={tmp_path / "none.png"}'], check=False)
+  assert refused.returncode != 0 and 'of the families' in refused.stderr
 
 
 def test_unknown_config_is_a_clear_error(tmp_path):

@@ -2,6 +2,7 @@ r"""A contact sheet of a built `odah` dataset: both views' crops with the joint 
 (`joints_2d`) and the skeleton's bones drawn on top, for a few examples and frames.
 
     python -m odah_tfds.odah.contact_sheet --config=tiny --split=train --out=/tmp/odah_sheet.png
+    python -m odah_tfds.odah.contact_sheet --config=lab --families=turning,kneeling --examples=4
 
 Reads TFRecord or array_record builds (`--data_dir`, default TFDS's). The points must sit
 on the rendered joints: this is how a reader checks cameras, crops and labels agree.
@@ -26,22 +27,36 @@ _OUT = flags.DEFINE_string('out', 'odah_contact_sheet.png', 'Output PNG.')
 _EXAMPLES = flags.DEFINE_integer('examples', 4, 'Examples (rows) to show.')
 _FRAMES = flags.DEFINE_integer('frames', 3, 'Frames per example and view.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Which examples and frames to sample.')
+_FAMILIES = flags.DEFINE_list('families', None, 'Only clips of these motion families '
+                              '(default: any).')
 
 
 def read_examples(config: str, split: str, data_dir: str | None, count: int,
-                  seed: int = 0) -> list[dict]:
-  """`count` examples of a built split as numpy dicts (sampled with `seed`)."""
+                  seed: int = 0, families: list[str] | None = None) -> list[dict]:
+  """`count` examples of a built split as numpy dicts (sampled with `seed`; with
+  `families`, only clips of those motion families)."""
   builder = tfds.builder(f'odah/{config}', data_dir=data_dir)
   if not builder.is_prepared():
     raise FileNotFoundError(f'odah/{config} is not built in {builder.data_dir}: run '
-                            f'`tfds build odah_tfds/odah --config={config}` first')
+                            f'`tfds build odah --config={config}` first')
   total = builder.info.splits[split].num_examples
-  chosen = sorted(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
+  order = np.random.default_rng(seed).permutation(total)
   if builder.info.file_format.value == 'array_record':
     source = builder.as_data_source(split=split)
-    return [source[int(i)] for i in chosen]
-  examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
-  return [examples[i] for i in chosen]
+    read = lambda i: source[int(i)]
+  else:
+    examples = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+    read = lambda i: examples[i]
+  chosen = []
+  for i in order:  # in the seed's order until `count` match
+    example = read(i)
+    if not families or _text(example['motion_family']) in families:
+      chosen.append((i, example))
+    if len(chosen) == count:
+      break
+  if not chosen:
+    raise ValueError(f'no {split} clip of odah/{config} is of the families {families}')
+  return [example for _, example in sorted(chosen, key=lambda c: c[0])]
 
 
 def bone_pairs(skeleton) -> list[tuple[int, int]]:
@@ -92,7 +107,7 @@ def plot_contact_sheet(examples: list[dict], out: pathlib.Path, frames: int = 3,
 def main(argv):
   del argv
   examples = read_examples(_CONFIG.value, _SPLIT.value, _DATA_DIR.value, _EXAMPLES.value,
-                           _SEED.value)
+                           _SEED.value, _FAMILIES.value)
   out = plot_contact_sheet(examples, pathlib.Path(_OUT.value), _FRAMES.value, _SEED.value)
   print(f'wrote {out} ({len(examples)} examples of odah/{_CONFIG.value} {_SPLIT.value})')
 
