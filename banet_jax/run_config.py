@@ -116,6 +116,11 @@ class TrainConfig:
   model_overrides: dict = _field({}, 'BANetConfig fields that differ from the preset.')
   # Optimisation (official: Adam(0.5, 0.999), 5e-5 constant then cosine to 1e-7).
   batch_size: int = _field(8, 'Global batch: frames (stage 1) or chunks (stage 2).')
+  micro_batch: int = _field(0, 'Examples per forward/backward pass (0: the whole batch at '
+                            'once): the batch runs as micro-batches one after another and '
+                            'their gradients are averaged, the same update in less memory '
+                            "(benchmarks/README.md). Of the global batch with 'jit', of each "
+                            "device's with 'pmap'; must divide it.")
   num_steps: int = _field(1000, 'Training steps.')
   learning_rate: float = _field(5e-5, 'Adam learning rate.')
   constant_steps: int | None = _field(None, 'Steps at the full learning rate before the '
@@ -164,6 +169,9 @@ class TrainConfig:
       problems.append(f'b1, b2 must be in [0, 1), got {self.b1}, {self.b2}')
     if self.decay_steps < 0 or self.eval_every < 0 or self.grad_clip_norm < 0 or self.seed < 0:
       problems.append('decay_steps, eval_every, grad_clip_norm and seed must be >= 0')
+    if self.micro_batch < 0 or (self.micro_batch and self.batch_size % self.micro_batch):
+      problems.append(f'micro_batch must be 0 or divide batch_size ({self.batch_size}), got '
+                      f'{self.micro_batch}')
     if problems:
       raise ValueError('invalid training config: ' + '; '.join(problems))
     self.model_config()  # validates the preset and overrides

@@ -170,9 +170,37 @@ class Task:
                                 batch['scales'], self.loss_config, gt_points=batch['points'])
     return terms['total'], terms
 
+  def gradients(self, params, batch):
+    """(loss terms, gradients) of one device's batch: at once, or with `micro_batch` as
+    the mean over micro-batches run one after another (a `lax.scan` whose carry is the
+    sum, so only one micro-batch's activations are alive at a time). Every loss term is a
+    mean over the batch, so both give the same numbers up to float rounding."""
+    grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+    size, micro = batch['images'].shape[0], self.config.micro_batch
+    if not micro or micro >= size:
+      (_, terms), grads = grad_fn(params, batch)
+      return terms, grads
+    if size % micro:
+      raise ValueError(f'micro_batch {micro} does not divide the batch of {size} per device')
+    count = size // micro
+    # Micro-batch j holds examples j, j + count, ...: strided, so each micro-batch spans
+    # the devices a 'jit'-sharded batch lives on.
+    split = jax.tree.map(
+        lambda x: jnp.swapaxes(x.reshape((micro, count) + x.shape[1:]), 0, 1), batch)
+
+    def accumulate(total, one):
+      (_, terms), grads = grad_fn(params, one)
+      return jax.tree.map(jnp.add, total, (terms, grads)), None
+
+    first = jax.tree.map(lambda x: x[0], split)
+    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                         jax.eval_shape(lambda b: grad_fn(params, b), first))
+    (terms, grads), _ = jax.lax.scan(accumulate, (zeros[0][1], zeros[1]), split)
+    return jax.tree.map(lambda x: x / count, (terms, grads))
+
   def train_step(self, state, batch, axis_name: str | None = None):
     """One update; returns (new state, metrics of this step)."""
-    (_, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(state['params'], batch)
+    terms, grads = self.gradients(state['params'], batch)
     if axis_name is not None:
       grads, terms = jax.lax.pmean((grads, terms), axis_name)
     updates, opt_state = self.optimizer.update(grads, state['opt_state'], state['params'])

@@ -180,6 +180,8 @@ def test_config_validation():
     run_config.TrainConfig(model_overrides={'num_stack': 1})
   with pytest.raises(ValueError, match='batch_size must be >= 1'):
     run_config.TrainConfig(batch_size=0)
+  with pytest.raises(ValueError, match=r'micro_batch must be 0 or divide batch_size \(8\)'):
+    run_config.TrainConfig(batch_size=8, micro_batch=3)
   config = run_config.TrainConfig(dataset='synthetic', model_overrides={'image_size': 32})
   assert run_config.TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
 
@@ -438,6 +440,27 @@ def test_stage2_optimizer_never_updates_frozen_parameters():
                                        jax.tree.leaves(task.mask), strict=True):
     name = jax.tree_util.keystr(path)
     assert bool(np.any(np.asarray(update) != 0)) == trainable, name
+
+
+def test_micro_batches_give_the_whole_batch_gradients(fast_compile):
+  """`micro_batch`: the batch in passes of 2 frames, gradients averaged (a scan), gives
+  the gradients and loss terms of the whole batch at once."""
+  del fast_compile
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from benchmarks.train_throughput import random_batch  # pylint: disable=g-import-not-at-top
+  config = run_config.TrainConfig(batch_size=4, model_overrides={'image_size': 32,
+                                                                  'num_points': 16})
+  tasks = {m: train.Task(config.replace(micro_batch=m)) for m in (0, 2)}
+  params = jax.jit(tasks[0].init_state)(jax.random.key(0))['params']
+  batch = {k: jnp.asarray(v, jnp.float32) for k, v in random_batch(tasks[0], 4).items()}
+  (t0, g0), (t2, g2) = (jax.jit(tasks[m].gradients)(params, batch) for m in (0, 2))
+  for key in ('total', 'angle', 'point', 'scale'):
+    np.testing.assert_allclose(t2[key], t0[key], rtol=2e-5, err_msg=key)
+  for a, b in zip(jax.tree.leaves(g2), jax.tree.leaves(g0)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * float(np.abs(b).max()) + 1e-12)
+  loops = lambda m: jax.jit(tasks[m].gradients).lower(params, batch).as_text().count(
+      'stablehlo.while')
+  assert loops(2) > loops(0)  # really one scan over the micro-batches
 
 
 def test_stage2_train_step_traces_on_pipeline_batches():
