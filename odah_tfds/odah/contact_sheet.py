@@ -40,7 +40,10 @@ def read_examples(config: str, split: str, data_dir: str | None, count: int,
     raise FileNotFoundError(f'odah/{config} is not built in {builder.data_dir}: run '
                             f'`tfds build odah --config={config}` first')
   total = builder.info.splits[split].num_examples
-  order = np.random.default_rng(seed).permutation(total)
+  rng = np.random.default_rng(seed)
+  # Without families, the same draw as before `--families` existed (the docs' sheets).
+  order = rng.permutation(total) if families else rng.choice(total, min(count, total),
+                                                             replace=False)
   if builder.info.file_format.value == 'array_record':
     source = builder.as_data_source(split=split)
     read = lambda i: source[int(i)]
