@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from collections.abc import Callable, Hashable
 
@@ -39,6 +40,17 @@ def platform_info(dtype: str | None = None, with_load: bool = False) -> str:
   parts.append(machine)
   parts.append(f'python {platform.python_version()}')
   return '; '.join(parts)
+
+
+def peak_memory_gib() -> float:
+  """Peak memory so far, GiB: the first JAX device's peak bytes in use where it reports them
+  (GPU, TPU), else this process's maximum RSS (CPU; it includes everything allocated
+  before, JAX and the inputs too)."""
+  import jax  # pylint: disable=g-import-not-at-top  # lazy, as in platform_info
+  stats = jax.devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return stats['peak_bytes_in_use'] / 2**30
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def interleaved_times(calls: dict[Hashable, Callable[[], object]], repeats: int,

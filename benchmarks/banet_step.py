@@ -21,7 +21,6 @@ computes activations in bfloat16 (for GPU/TPU).
 from __future__ import annotations
 
 import pathlib
-import resource
 import statistics
 import sys
 import time
@@ -73,13 +72,6 @@ def _time(fn, *args) -> float:
   return statistics.median(times)
 
 
-def _peak_memory_gb() -> float:
-  stats = jax.devices()[0].memory_stats() or {}
-  if 'peak_bytes_in_use' in stats:
-    return stats['peak_bytes_in_use'] / 2**30
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
 def measure(preset: str, unit: str, dtype: str) -> dict:
   net = BANet.create(get_config(preset, compute_dtype=dtype, remat=_REMAT.value))
   chunk = unit == 'chunk'
@@ -114,7 +106,7 @@ def measure(preset: str, unit: str, dtype: str) -> dict:
               compile_fwd=compile_fwd, compile_grad=compile_grad,
               fwd_ms=t_fwd * 1e3, fwd_ms_frame=t_fwd * 1e3 / n_frames,
               grad_ms=t_grad * 1e3, grad_ms_frame=t_grad * 1e3 / n_frames,
-              memory_gb=_peak_memory_gb())
+              memory_gb=_common.peak_memory_gib())
 
 
 def main(argv):

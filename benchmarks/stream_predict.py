@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import resource
 import subprocess
 import sys
 import time
@@ -67,13 +66,6 @@ def long_clip(net: BANet, num_frames: int, source_frames: int = 8) -> dict:
           for k, v in clip.items()}
 
 
-def _peak_memory_gib() -> float:
-  stats = jax.devices()[0].memory_stats() or {}
-  if 'peak_bytes_in_use' in stats:
-    return stats['peak_bytes_in_use'] / 2**30
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
 def measure(stage: int, frame_batch: int, dtype: str) -> dict:
   """One row, in this process."""
   if _CHECKPOINT.value:
@@ -96,7 +88,7 @@ def measure(stage: int, frame_batch: int, dtype: str) -> dict:
   return dict(model=name, stage=stage, frame_batch=frame_batch,
               dtype=net.config.compute_dtype, frames=_NUM_FRAMES.value,
               warmup_s=compile_s, seconds=seconds, frames_per_s=_NUM_FRAMES.value / seconds,
-              clip_mib=clip_mib, peak_gib=_peak_memory_gib())
+              clip_mib=clip_mib, peak_gib=_common.peak_memory_gib())
 
 
 def rows(configs):

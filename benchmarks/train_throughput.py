@@ -22,7 +22,7 @@ import dataclasses
 import json
 import pathlib
 import platform
-import resource
+import sys
 import time
 
 from absl import app
@@ -33,7 +33,11 @@ import numpy as np
 from banet_jax import data
 from banet_jax import run_config
 from banet_jax import train
-from launch import train as train_launcher
+
+if not __package__:  # run as a script: only benchmarks/ is on sys.path, not the repository
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from benchmarks import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from launch import train as train_launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _DTYPES = flags.DEFINE_list('dtypes', ['float32'], 'Compute dtypes: float32, bfloat16.')
 _STEPS = flags.DEFINE_integer('bench_steps', 10, 'Timed training steps per row.')
@@ -60,13 +64,6 @@ def random_batch(task: train.Task, batch: int) -> dict:
   }
 
 
-def _peak_memory_gib() -> float:
-  stats = jax.devices()[0].memory_stats() or {}
-  if 'peak_bytes_in_use' in stats:
-    return stats['peak_bytes_in_use'] / 2**30
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
 def measure(config: run_config.TrainConfig) -> dict:
   task = train.Task(config)
   parallel = train.Parallel(config.parallelism, config.batch_size)
@@ -86,7 +83,7 @@ def measure(config: run_config.TrainConfig) -> dict:
   return dict(compile_s=compile_s, steps_per_sec=rate,
               examples_per_sec=rate * config.batch_size,
               frames_per_sec=rate * config.batch_size * task.frames_per_example,
-              memory_gib=_peak_memory_gib())
+              memory_gib=_common.peak_memory_gib())
 
 
 def pipeline_rate(config: run_config.TrainConfig) -> float:
