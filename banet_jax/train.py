@@ -181,7 +181,7 @@ class Task:
       (_, terms), grads = grad_fn(params, batch)
       return terms, grads
     if size % micro:
-      raise ValueError(f'micro_batch {micro} does not divide the batch of {size} per device')
+      raise ValueError(f'micro_batch {micro} does not divide the batch of {size} this step sees')
     count = size // micro
     # Micro-batch j holds examples j, j + count, ...: strided, so each micro-batch spans
     # the devices a 'jit'-sharded batch lives on.

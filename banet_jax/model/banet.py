@@ -81,8 +81,9 @@ class BANetConfig:
   model_path: str | None = None
   # Computation dtype; parameters stay float32. 'bfloat16' is for GPU/TPU.
   compute_dtype: str = 'float32'
-  # Rematerialise the encoder's residual blocks in the backward pass (less memory, one
-  # more forward of them; benchmarks/README.md, `banet_step.py --remat`). Like
+  # Rematerialise the encoder's residual blocks in the backward pass: meant to trade one
+  # more forward of them for memory, for GPUs; on the 2-core CPU XLA kept the same
+  # temporary buffers with it (benchmarks/README.md, `banet_step.py --remat`). Like
   # compute_dtype, a way to compute, not part of the network: checkpoints move freely
   # between the two settings.
   remat: bool = False

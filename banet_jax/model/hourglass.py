@@ -231,7 +231,7 @@ def conv_block_class(remat: bool) -> type[nn.Module]:
   """`ConvBlock`, or (remat) `nn.remat(ConvBlock)`: the same parameters and outputs, but the
   backward pass keeps only each block's input and recomputes the block's inside (its
   GroupNorms, ReLUs and three convolutions), trading one more forward of the blocks for
-  memory. Measured in benchmarks/README.md (`banet_step.py --remat`)."""
+  memory. On XLA:CPU it saved none (benchmarks/README.md, `banet_step.py --remat`)."""
   return _REMAT_CONV_BLOCK if remat else ConvBlock
 
 
