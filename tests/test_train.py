@@ -447,12 +447,19 @@ def test_micro_batches_give_the_whole_batch_gradients(fast_compile):
   the gradients and loss terms of the whole batch at once."""
   del fast_compile
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from benchmarks.train_throughput import random_batch  # pylint: disable=g-import-not-at-top
   config = run_config.TrainConfig(batch_size=4, model_overrides={'image_size': 32,
                                                                   'num_points': 16})
   tasks = {m: train.Task(config.replace(micro_batch=m)) for m in (0, 2)}
   params = jax.jit(tasks[0].init_state)(jax.random.key(0))['params']
-  batch = {k: jnp.asarray(v, jnp.float32) for k, v in random_batch(tasks[0], 4).items()}
+  rng, layout = np.random.default_rng(0), tasks[0].net.layout
+  skel = layout.skeleton
+  batch = {k: jnp.asarray(v, jnp.float32) for k, v in {  # random values, the data's shapes
+      'images': rng.normal(size=(4, 2, 32, 32, 3)),
+      'crop_pixels': rng.uniform(0, 32, (4, 2, 16, 2)),
+      'query_points': rng.normal(scale=0.3, size=(4, 16, 3)),
+      'coordinates': np.broadcast_to(skel.default_coordinates, (4, skel.num_coordinates)),
+      'scales': rng.uniform(0.9, 1.1, (4, skel.num_bodies, 3)),
+      'points': rng.normal(scale=0.5, size=(4, layout.num_points, 3))}.items()}
   (t0, g0), (t2, g2) = (jax.jit(tasks[m].gradients)(params, batch) for m in (0, 2))
   for key in ('total', 'angle', 'point', 'scale'):
     np.testing.assert_allclose(t2[key], t0[key], rtol=2e-5, err_msg=key)
