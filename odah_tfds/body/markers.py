@@ -496,7 +496,11 @@ def find_landmark_vertices(geom: RestGeometry) -> dict[str, int]:
     elbow_axis = _unit(flex_normal)
   else:
     elbow_axis = _unit(np.cross(upper, ex))
-  if elbow_axis[2] < 0:  # point laterally (right = +z side of the arm)
+  # Point laterally: as the arm's frontal-plane normal upper x ex does for the right arm
+  # (+z with the arm down, +y with it horizontal, the T-pose). Not by the sign of the
+  # axis's z: with the arm horizontal that is ~0 and float noise of the mesh decided it
+  # (the SMPL-X stand-in's epicondyles swapped on an AVX2 CPU).
+  if np.dot(elbow_axis, np.cross(upper, ex)) < 0:
     elbow_axis = -elbow_axis
   out['RLEL'] = extreme_vertex(v, reg['humerus+forearm_r'], elbow, elbow_axis, 0.015 * s,
                                'RLEL')
