@@ -62,10 +62,13 @@ from banet_jax.model.banet import BANet
 from banet_jax.model.outputs import decode
 from banet_jax.run_config import OSIM_KEY, TrainConfig, check_run_model, run_record
 
+# BANetConfig fields that say how to compute, not what: a resume or an `init_from` may
+# change them.
+_COMPUTE_FIELDS = ('compute_dtype', 'remat')
 # Model fields that may differ between the checkpoint a run starts from (`init_from`) and
-# the run: the temporal module's, and how to compute (dtype, rematerialisation).
+# the run: the temporal module's, and the compute fields.
 _TEMPORAL_FIELDS = ('chunk_length', 'temporal_dim', 'temporal_blocks', 'temporal_heads',
-                    'ffn_expansion_factor', 'compute_dtype', 'remat')
+                    'ffn_expansion_factor') + _COMPUTE_FIELDS
 
 
 class TrainingError(RuntimeError):
@@ -304,8 +307,8 @@ def compatibility_key(config_json: dict) -> dict:
   """What must not change when resuming: stage, model shape and optimiser structure."""
   config = TrainConfig.from_json(config_json)
   model = dataclasses.asdict(config.model_config())
-  model.pop('compute_dtype')  # how to compute, not what: a resume may change them
-  model.pop('remat')
+  for name in _COMPUTE_FIELDS:
+    model.pop(name)
   return json.loads(json.dumps({
       'stage': config.stage, 'model': model, 'frozen': list(config.frozen_prefixes()),
       'grad_clip': bool(config.grad_clip_norm)}))

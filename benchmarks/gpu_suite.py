@@ -91,7 +91,7 @@ def _children(out_dir: pathlib.Path) -> list[tuple[str, list[str], pathlib.Path]
 
 
 def _table_rows(name: str, results: list[dict]) -> list[list[str]]:
-  """Cells: row, configuration, dtype, throughput, per second of what, peak GiB, compile s."""
+  """Cells: row, configuration, dtype, throughput (with its unit), peak GiB, compile s."""
   rows = []
   for r in results:
     if name.startswith('train'):
