@@ -21,7 +21,8 @@ Transform (host side, numpy; per frame, as the official loader):
      training batches of a run with `augment` other than 'none' then degrade every
      view like a real capture (`banet_jax.augment`: segmenter-like masks, exposure,
      noise, blur, JPEG), from their own generator `(seed, epoch, item, frame, 7)`;
-  2. RGB / 255, normalised with the ImageNet mean and std, then zero outside the mask;
+  2. RGB / 255, normalised with the ImageNet mean and std, then zero outside the mask
+     (a model with `appearance='silhouette'`: 1 on the mask, 0 outside, colours unread);
   3. `num_points` query points in the two-view visual hull
      (`banet_jax.model.sampling.sample_visual_hull_points`), centred by their mean, in
      the model's `point_order` (random as drawn, or sorted by world height).
@@ -56,7 +57,7 @@ from PIL import Image
 
 from banet_jax import augment as augment_lib
 from banet_jax.model.outputs import OutputLayout
-from banet_jax.model.sampling import POINT_ORDERS, sample_visual_hull_points
+from banet_jax.model.sampling import APPEARANCES, POINT_ORDERS, sample_visual_hull_points
 from banet_jax.skeleton import Skeleton, check_same_model
 from banet_jax.synthetic import SyntheticClips
 
@@ -270,24 +271,35 @@ def resize_views(crops: np.ndarray, masks: np.ndarray, crop_meta: np.ndarray, si
   return new_crops, new_masks, meta
 
 
-def normalize_images(crops: np.ndarray, masks: np.ndarray) -> np.ndarray:
-  """(..., S, S, 3) uint8, (..., S, S) masks -> float32, ImageNet-normalised, 0 off-mask."""
+def normalize_images(crops: np.ndarray, masks: np.ndarray, appearance: str = 'rgb'
+                     ) -> np.ndarray:
+  """(..., S, S, 3) uint8, (..., S, S) masks -> (..., S, S, 3) float32, 0 off-mask.
+
+  appearance 'rgb': ImageNet-normalised colours; 'silhouette': 1.0 on the mask in all
+  three channels (the colours are not read).
+  """
+  on = (masks != 0)[..., None]
+  if appearance == 'silhouette':
+    return np.broadcast_to(on, (*on.shape[:-1], 3)).astype(np.float32)
+  if appearance != 'rgb':
+    raise ValueError(f'appearance must be one of {list(APPEARANCES)}, got {appearance!r}')
   images = (crops.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-  return images * (masks != 0)[..., None]
+  return images * on
 
 
 def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
                  rng: np.random.Generator, ray_step: float = 0.05,
                  point_order: str = 'random',
                  degradation: augment_lib.Degradation | None = None,
-                 degradation_rng: np.random.Generator | None = None) -> dict:
+                 degradation_rng: np.random.Generator | None = None,
+                 appearance: str = 'rgb') -> dict:
   """The model inputs of one two-view frame (numpy, unbatched, float32): images
   (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3). Needs only the clip's
   crops, masks, crop_meta and cameras (also used for inference). `point_order`:
   'random' (as drawn) or 'height' (sorted by world y, lowest first; draws no randomness).
   `degradation` (training only): every view degraded at the model's size, drawing from
   `degradation_rng`; the query points then come from the degraded masks, as they do from
-  a segmenter's on real video."""
+  a segmenter's on real video. `appearance`: the model's (`normalize_images`)."""
   crops, masks, meta = resize_views(clip['crops'][:, frame], clip['masks'][:, frame],
                                     clip['crop_meta'][:, frame], image_size)
   if degradation is not None:  # (the identity degradation returns its inputs, drawing nothing)
@@ -306,7 +318,7 @@ def frame_inputs(clip: dict, frame: int, *, image_size: int, num_points: int,
   elif point_order not in POINT_ORDERS:
     raise ValueError(f'point_order must be one of {list(POINT_ORDERS)}, got {point_order!r}')
   query = points - points.mean(axis=0)
-  return {'images': normalize_images(crops, masks),
+  return {'images': normalize_images(crops, masks, appearance),
           'crop_pixels': np.asarray(crop_pixels, np.float32),
           'query_points': query.astype(np.float32)}
 
@@ -315,7 +327,8 @@ def frame_example(clip: dict, frame: int, *, image_size: int, num_points: int,
                   rng: np.random.Generator, ray_step: float = 0.05,
                   point_order: str = 'random',
                   degradation: augment_lib.Degradation | None = None,
-                  degradation_rng: np.random.Generator | None = None) -> dict:
+                  degradation_rng: np.random.Generator | None = None,
+                  appearance: str = 'rgb') -> dict:
   """One two-view frame of a clip -> the model's inputs and targets (numpy, unbatched).
 
   Returns images (V, S, S, 3), crop_pixels (V, N, 2), query_points (N, 3),
@@ -324,7 +337,7 @@ def frame_example(clip: dict, frame: int, *, image_size: int, num_points: int,
   """
   example = frame_inputs(clip, frame, image_size=image_size, num_points=num_points, rng=rng,
                          ray_step=ray_step, point_order=point_order, degradation=degradation,
-                         degradation_rng=degradation_rng)
+                         degradation_rng=degradation_rng, appearance=appearance)
   example.update(coordinates=clip['coordinates'][frame].astype(np.float32),
                  scales=clip['scales'].astype(np.float32),
                  points=clip['points'][frame].astype(np.float32))
@@ -355,12 +368,16 @@ class PipelineConfig:
   ray_step: float = 0.05
   clip_cache: int = 16
   point_order: str = 'random'  # the model's (BANetConfig.point_order)
+  appearance: str = 'rgb'  # the model's (BANetConfig.appearance)
   augment: str = 'none'  # training batches only: a name of banet_jax.augment.PRESETS
 
   def __post_init__(self):
     if self.augment not in augment_lib.PRESETS:
       raise ValueError(f'augment must be one of {sorted(augment_lib.PRESETS)}, '
                        f'got {self.augment!r}')
+    if self.appearance not in APPEARANCES:
+      raise ValueError(f'appearance must be one of {list(APPEARANCES)}, '
+                       f'got {self.appearance!r}')
     if self.stage not in (1, 2):
       raise ValueError(f'stage must be 1 or 2, got {self.stage}')
     if self.batch_size < 1 or self.image_size < 8 or self.num_points < 1:
@@ -403,7 +420,7 @@ class _Loader:
         out.append(frame_example(clip, start + f, image_size=c.image_size,
                                  num_points=c.num_points, rng=rng, ray_step=c.ray_step,
                                  point_order=c.point_order, degradation=self.degradation,
-                                 degradation_rng=degradation_rng))
+                                 degradation_rng=degradation_rng, appearance=c.appearance))
       except ValueError as e:
         raise ValueError(f'clip {clip_index}, frame {start + f}: {e}') from e
     if c.stage == 1:

@@ -99,7 +99,8 @@ class Predictor:
     c = self.net.config
     items = [data.frame_inputs(clip, f, image_size=c.image_size, num_points=c.num_points,
                                rng=np.random.default_rng((self.seed, f)),
-                               point_order=c.point_order) for f in frames]
+                               point_order=c.point_order, appearance=c.appearance)
+             for f in frames]
     return tuple(np.stack([x[k] for x in items]) for k in ('images', 'crop_pixels',
                                                            'query_points'))
 

@@ -121,6 +121,11 @@ class TrainConfig:
                             'their gradients are averaged, the same update in less memory '
                             "(benchmarks/README.md). Of the global batch with 'jit', of each "
                             "device's with 'pmap'; must divide it.")
+  micro_batch_loop: str = _field('scan', "How micro-batches run: 'scan' (a lax.scan inside "
+                                 "the one compiled step) or 'host' (a compiled gradient "
+                                 "call per micro-batch from Python, then the update; 'jit' "
+                                 'parallelism only; on the 2-core CPU faster and smaller, '
+                                 'benchmarks/README.md).', choices=('scan', 'host'))
   num_steps: int = _field(1000, 'Training steps.')
   learning_rate: float = _field(5e-5, 'Adam learning rate.')
   constant_steps: int | None = _field(None, 'Steps at the full learning rate before the '
@@ -172,6 +177,10 @@ class TrainConfig:
     if self.micro_batch < 0 or (self.micro_batch and self.batch_size % self.micro_batch):
       problems.append(f'micro_batch must be 0 or divide batch_size ({self.batch_size}), got '
                       f'{self.micro_batch}')
+    if self.micro_batch_loop not in ('scan', 'host'):
+      problems.append(f"micro_batch_loop must be 'scan' or 'host', got {self.micro_batch_loop!r}")
+    elif self.micro_batch_loop == 'host' and self.parallelism != 'jit':
+      problems.append("micro_batch_loop='host' needs parallelism='jit'")
     if problems:
       raise ValueError('invalid training config: ' + '; '.join(problems))
     self.model_config()  # validates the preset and overrides

@@ -186,10 +186,7 @@ class Task:
     if size % micro:
       raise ValueError(f'micro_batch {micro} does not divide the batch of {size} this step sees')
     count = size // micro
-    # Micro-batch j holds examples j, j + count, ...: strided, so each micro-batch spans
-    # the devices a 'jit'-sharded batch lives on.
-    split = jax.tree.map(
-        lambda x: jnp.swapaxes(x.reshape((micro, count) + x.shape[1:]), 0, 1), batch)
+    split = self._micro_split(batch, count)
 
     def accumulate(total, one):
       (_, terms), grads = grad_fn(params, one)
@@ -201,9 +198,28 @@ class Task:
     (terms, grads), _ = jax.lax.scan(accumulate, (zeros[0][1], zeros[1]), split)
     return jax.tree.map(lambda x: x / count, (terms, grads))
 
+  @staticmethod
+  def _micro_split(batch, count: int):
+    """The batch as (count, B / count, ...): micro-batch j holds examples j, j + count, ...;
+    strided, so each micro-batch spans the devices a 'jit'-sharded batch lives on."""
+    return jax.tree.map(lambda x: jnp.swapaxes(
+        x.reshape((x.shape[0] // count, count) + x.shape[1:]), 0, 1), batch)
+
+  def micro_gradients(self, params, batch, index):
+    """(loss terms, gradients) of micro-batch `index` (a traced int) of the batch, for
+    `micro_batch_loop='host'` (`HostMicroBatchStep`)."""
+    count = batch['images'].shape[0] // self.config.micro_batch
+    one = jax.tree.map(lambda x: x[index], self._micro_split(batch, count))
+    (_, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(params, one)
+    return terms, grads
+
   def train_step(self, state, batch, axis_name: str | None = None):
     """One update; returns (new state, metrics of this step)."""
     terms, grads = self.gradients(state['params'], batch)
+    return self.apply_gradients(state, terms, grads, axis_name)
+
+  def apply_gradients(self, state, terms, grads, axis_name: str | None = None):
+    """The update of one step from its (batch-mean) loss terms and gradients."""
     if axis_name is not None:
       grads, terms = jax.lax.pmean((grads, terms), axis_name)
     updates, opt_state = self.optimizer.update(grads, state['opt_state'], state['params'])
@@ -281,6 +297,8 @@ class Parallel:
     return {k: v.reshape((n, v.shape[0] // n) + v.shape[1:]) for k, v in batch.items()}
 
   def compile_train(self, task: Task):
+    if self.mode == 'jit' and task.config.micro_batch and task.config.micro_batch_loop == 'host':
+      return HostMicroBatchStep(task, self)
     if self.mode == 'jit':
       return jax.jit(task.train_step, in_shardings=(self.replicated, self.batch_sharding),
                      out_shardings=(self.replicated, self.replicated), donate_argnums=0)
@@ -293,6 +311,41 @@ class Parallel:
                      out_shardings=self.replicated)
     return jax.pmap(functools.partial(task.eval_step, axis_name='data'), axis_name='data',
                     devices=self.devices)
+
+
+class HostMicroBatchStep:
+  """The training step of `micro_batch_loop='host'` ('jit' parallelism): one compiled
+  gradient call per micro-batch from a Python loop, the sums in a compiled add, then the
+  compiled update; the same update as `Task.train_step` (tests/test_train.py).
+
+  Why not the scan of `Task.gradients`: XLA:CPU runs a loop body's convolutions far slower
+  than the same ops at top level (a paper-size B=2 step with micro_batch=1 took over 2 min
+  in a scan, 72.6 s without micro-batches), and an unrolled scan keeps every micro-batch's
+  activations alive (8.33 GiB against 7.34). Separate calls run each micro-batch at the
+  speed and memory of a step of that size (benchmarks/README.md, "Memory options").
+  """
+
+  def __init__(self, task: Task, parallel: 'Parallel'):
+    rep, data_sharding = parallel.replicated, parallel.batch_sharding
+    self.task = task
+    self._grads = jax.jit(task.micro_gradients, in_shardings=(rep, data_sharding, None),
+                          out_shardings=rep)
+    self._add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b), donate_argnums=0,
+                        out_shardings=rep)
+    self._apply = jax.jit(self._mean_update, static_argnums=3, donate_argnums=0,
+                          out_shardings=(rep, rep))
+
+  def _mean_update(self, state, terms, grads, count: int):
+    terms, grads = jax.tree.map(lambda x: x / count, (terms, grads))
+    return self.task.apply_gradients(state, terms, grads)
+
+  def __call__(self, state, batch):
+    count = batch['images'].shape[0] // self.task.config.micro_batch
+    total = None
+    for index in range(count):
+      part = self._grads(state['params'], batch, jnp.asarray(index, jnp.int32))
+      total = part if total is None else self._add(total, part)
+    return self._apply(state, *total, count)
 
 
 @jax.jit
@@ -416,7 +469,7 @@ def pipeline_config(config: TrainConfig, task: Task) -> data.PipelineConfig:
                              image_size=c.image_size, num_points=c.num_points,
                              chunk_length=c.chunk_length, seed=config.seed,
                              clip_cache=config.clip_cache, point_order=c.point_order,
-                             augment=config.augment)
+                             appearance=c.appearance, augment=config.augment)
 
 
 def _open(config: TrainConfig, task: Task, split: str):

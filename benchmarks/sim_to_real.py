@@ -28,6 +28,16 @@ mean pose of --baseline_dataset's training split, then each model. Columns:
               coordinates (1: moves as much; near 0: stays near one pose).
 A second table gives ref MAE per coordinate, a third r and range per coordinate.
 
+--appearance adds rows that feed every model the same real crops with their pixels
+changed inside the mask (the mask, crop boxes and query points stay), to measure how much
+of the gap is the person's appearance:
+  real        the crops as cut (the default and the only variant the README table uses);
+  grey        luminance in all three channels;
+  silhouette  every mask pixel set to ODAH's mean person colour (--baseline_dataset's
+              training crops): the network sees the two masks only;
+  odah_stats  each view's mask pixels shifted and scaled per channel to ODAH's mean and
+              standard deviation of person pixels.
+
 The mean pose takes the reference's pelvis orientation (so the pelvis is left out of ref
 MAE) and is placed like the models.
 """
@@ -55,6 +65,12 @@ _CROP = flags.DEFINE_integer('crop_size', 128, 'Crop size the pairs are cut at.'
 _BASELINE = flags.DEFINE_string('baseline_dataset', 'odah/lab', 'Mean pose and ground-truth '
                                 'jitter from this ODAH dataset.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
+_APPEARANCE = flags.DEFINE_list('appearance', ['real'], 'Pixel variants of the real crops '
+                                'fed to every model (module docstring): real, grey, '
+                                'silhouette, odah_stats.')
+_FACE_FORWARD = flags.DEFINE_bool('face_forward', True, "Turn each clip's frame so the person "
+                                   'faces +x as in ODAH (pipeline.Capture; --noface_forward: '
+                                   "the calibration's own heading, as before 2026-12-07).")
 _MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 5.0, 'A coordinate is well determined by '
                                  'the reference when its leave-one-camera-out spread is below.')
 
@@ -91,11 +107,70 @@ def tracking(q, ref_q, i) -> tuple[float, float]:
   return r, ratio
 
 
-def cut_pair(videos, calib, pair, num_frames, crop_size, pose):
+APPEARANCES = ('real', 'grey', 'silhouette', 'odah_stats')
+
+
+def person_pixel_stats(source, max_clips: int = 16) -> tuple[np.ndarray, np.ndarray]:
+  """(mean (3,), std (3,)) of the RGB values (0-255) inside the masks of up to `max_clips`
+  clips of an ODAH source, evenly spaced over it."""
+  picks = np.unique(np.linspace(0, len(source) - 1, min(max_clips, len(source))).astype(int))
+  pixels = []
+  for i in picks:
+    clip = source[int(i)]
+    crops, masks = np.asarray(clip['crops']), np.asarray(clip['masks']) != 0
+    pixels.append(crops[masks][::7].astype(np.float64))  # every 7th person pixel is plenty
+  pixels = np.concatenate(pixels)
+  return pixels.mean(axis=0), pixels.std(axis=0)
+
+
+def change_appearance(crops, masks, variant: str, stats) -> np.ndarray:
+  """crops (..., S, S, 3) uint8, masks (..., S, S) -> crops with the person pixels of
+  `variant` (APPEARANCES; `stats` = person_pixel_stats of ODAH); pixels off the mask are
+  kept (the network zeroes them anyway). Per view and frame for odah_stats."""
+  if variant not in APPEARANCES:
+    raise ValueError(f'--appearance: unknown variant {variant!r}; choose from {APPEARANCES}')
+  crops = np.asarray(crops)
+  if variant == 'real':
+    return crops
+  inside = (np.asarray(masks) != 0)[..., None]
+  x = crops.astype(np.float64)
+  mean, std = (np.asarray(v, np.float64) for v in stats)
+  if variant == 'grey':
+    y = np.repeat((x @ np.array([0.299, 0.587, 0.114]))[..., None], 3, axis=-1)
+  elif variant == 'silhouette':
+    y = np.broadcast_to(mean, x.shape)
+  else:  # odah_stats: per (view, frame) image
+    axes = (-3, -2)
+    n = np.maximum(inside.sum(axis=axes, keepdims=True), 1)
+    m = (x * inside).sum(axis=axes, keepdims=True) / n
+    s = np.sqrt((((x - m) * inside) ** 2).sum(axis=axes, keepdims=True) / n)
+    y = (x - m) / np.maximum(s, 1.0) * std + mean
+  y = np.where(inside, np.clip(np.rint(y), 0, 255), x)
+  return y.astype(np.uint8)
+
+
+# The body's angles for the pose-coverage line: every coordinate the reference's IK moves
+# with the limbs and trunk (hands, wrists and pelvis heading left out).
+COVERAGE_COORDINATES = JOINT_COORDINATES + (
+    'lumbar_extension', 'lumbar_bending', 'lumbar_rotation', 'arm_flex_r', 'arm_add_r',
+    'arm_rot_r', 'arm_flex_l', 'arm_add_l', 'arm_rot_l', 'pelvis_tilt', 'pelvis_list')
+
+
+def nearest_pose_deg(queries, poses, block: int = 64) -> np.ndarray:
+  """(Q,) for each query pose (Q, K) radians: the smallest mean |difference| (deg) to any
+  of `poses` (N, K)."""
+  out = []
+  for start in range(0, len(queries), block):
+    diff = np.abs(queries[start:start + block, None] - poses[None]).mean(-1)
+    out.append(diff.min(axis=1))
+  return np.degrees(np.concatenate(out)) if out else np.zeros(0)
+
+
+def cut_pair(videos, calib, pair, num_frames, crop_size, pose, face_forward=True):
   """(capture, clip) of one network pair: the whole trial cut once (crops at crop_size)."""
   from banet_jax.capture import pipeline  # pylint: disable=g-import-not-at-top
   capture = pipeline.open_capture(videos, calib, pair, num_frames=num_frames, pose=pose,
-                                  progress=False)
+                                  face_forward=face_forward, progress=False)
   parts = [segment.clip for segment in capture.segments(crop_size, segment_frames=128)]
   clip = {k: (np.concatenate([p[k] for p in parts], axis=1)
               if k in ('crops', 'masks', 'crop_meta') else parts[0][k]) for k in parts[0]}
@@ -126,14 +201,15 @@ def main(argv):
   num_frames = _NUM_FRAMES.value or None
 
   t0 = time.perf_counter()
-  cuts = {p: cut_pair(videos, calib, tuple(p.split('+')), num_frames, _CROP.value, pose)
-          for p in _PAIRS.value}
+  cuts = {p: cut_pair(videos, calib, tuple(p.split('+')), num_frames, _CROP.value, pose,
+                     _FACE_FORWARD.value) for p in _PAIRS.value}
   front_s = (time.perf_counter() - t0) / sum(c.num_frames for c, _ in cuts.values())
   capture = next(iter(cuts.values()))[0]
   fps = capture.fps
   points, _ = capture.triangulate()  # (T, 33, 3), all four cameras
   print(f'capture: {folder.name}, {capture.num_frames} frames at {fps:g} fps; front end '
-        f'{front_s:.2f} s per frame (4 cameras, BlazePose, crops)\n')
+        f'{front_s:.2f} s per frame (4 cameras, BlazePose, crops); clip heading '
+        + ', '.join(f'{p} {c.clip_heading_deg():.1f} deg' for p, (c, _) in cuts.items()) + '\n')
 
   # The reference and what it determines well: coordinates that move by less than
   # --max_spread_deg when a camera is left out, and are not held on a range bound.
@@ -162,6 +238,31 @@ def main(argv):
   gt_jitter = float(np.mean([jitter_deg(np.asarray(test[i]['coordinates']), idx)
                              for i in range(len(test))]))
 
+  stats = person_pixel_stats(train)
+  print(f'ODAH person pixels ({_BASELINE.value} train): mean {np.round(stats[0], 1)}, '
+        f'std {np.round(stats[1], 1)} (RGB 0-255)')
+  for variant in _APPEARANCE.value:
+    change_appearance(np.zeros((1, 1, 3), np.uint8), np.ones((1, 1)), variant, stats)
+
+  # Pose coverage: how far each frame of the reference is from the nearest ODAH training
+  # frame (mean |difference| over the body's angles), next to the same for ODAH test frames.
+  cover = [skel.coordinate_index(n) for n in COVERAGE_COORDINATES]
+  q_test = np.concatenate([np.asarray(test[i]['coordinates']) for i in range(len(test))])
+  ref_near = nearest_pose_deg(np.asarray(reference.coordinates)[:, cover], q_train[:, cover])
+  test_near = nearest_pose_deg(q_test[::4, cover], q_train[:, cover])
+  print(f'pose coverage: nearest {_BASELINE.value} training frame, mean |difference| over '
+        f'{len(cover)} angles: the reference\'s frames median {np.median(ref_near):.1f} deg '
+        f'(90th percentile {np.percentile(ref_near, 90):.1f}); its test frames '
+        f'{np.median(test_near):.1f} ({np.percentile(test_near, 90):.1f})')
+  outside = []
+  for n, i in zip(COVERAGE_COORDINATES, cover):
+    lo, hi = np.degrees(np.percentile(np.asarray(reference.coordinates)[:, i], [5, 95]))
+    tlo, thi = np.degrees(np.percentile(q_train[:, i], [1, 99]))
+    if lo < tlo - 5 or hi > thi + 5:
+      outside.append(f'{n} {lo:.0f}..{hi:.0f} (ODAH {tlo:.0f}..{thi:.0f})')
+  print('reference 5-95 % range beyond ODAH training\'s 1-99 % by over 5 deg: '
+        + (', '.join(outside) or 'none') + '\n')
+
   results = {}
   ref_q = np.asarray(reference.coordinates)
   pelvis = [skel.coordinate_index(n) for n in ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation')]
@@ -173,17 +274,20 @@ def main(argv):
   for entry in _MODELS.value:
     name, _, path = entry.partition('=')
     predictor = Predictor.restore(path)
-    per_pair, net = {}, 0.0
-    for pair, (cap, clip) in cuts.items():
-      t1 = time.perf_counter()
-      pred = predictor.predict_clip(clip)
-      net += time.perf_counter() - t1
-      q, s = pred['coordinates'], pred['scales']
-      translation, _ = placement.pelvis_translation(skel, q, s, points)
-      per_pair[pair] = (placement.place(skel, q, translation), s)
-    results[name] = {'per_pair': per_pair, 'net_s': net / sum(c.num_frames for c, _ in
-                                                                cuts.values()),
-                     'crop': predictor.net.config.image_size}
+    for variant in _APPEARANCE.value:
+      per_pair, net = {}, 0.0
+      for pair, (cap, clip) in cuts.items():
+        clip = dict(clip, crops=change_appearance(clip['crops'], clip['masks'], variant, stats))
+        t1 = time.perf_counter()
+        pred = predictor.predict_clip(clip)
+        net += time.perf_counter() - t1
+        q, s = cap.world_coordinates(skel, pred['coordinates']), pred['scales']
+        translation, _ = placement.pelvis_translation(skel, q, s, points)
+        per_pair[pair] = (placement.place(skel, q, translation), s)
+      row = name if variant == 'real' else f'{name} [{variant}]'
+      results[row] = {'per_pair': per_pair, 'net_s': net / sum(c.num_frames for c, _ in
+                                                               cuts.values()),
+                      'crop': predictor.net.config.image_size}
 
   rows, summary = [], {}
   seen = (capture.landmarks, capture.visibility, capture.calibration)
@@ -228,10 +332,40 @@ def main(argv):
   print(_table(['model'] + well, [
       (n, *(f'{s["tracking_per_coordinate"][c]["r"]:.2f} / {s["tracking_per_coordinate"][c]["range"]:.2f}'
             for c in well)) for n, s in summary.items() if n != 'mean pose']))
+  # How much of the reprojection error is the body's orientation: each model's pelvis
+  # orientation against the reference's, and its reprojection with the reference's put in.
+  pelvis_rows = []
+  for name, r in results.items():
+    if name == 'mean pose':
+      continue
+    qs = [r['per_pair'][p][0] for p in pairs]
+    errors = [float(np.mean([angle_diff_deg(q[:, i], ref_q[:, i]).mean() for q in qs]))
+              for i in pelvis]
+    swapped = []
+    for q, s in r['per_pair'].values():
+      q = q.copy()
+      q[:, pelvis] = ref_q[:, pelvis]
+      translation, _ = placement.pelvis_translation(skel, q, s, points)
+      swapped.append(placement.joint_reprojection(skel, placement.place(skel, q, translation),
+                                                  s, *seen))
+    summary[name]['pelvis_orientation_error_deg'] = dict(zip(
+        ('pelvis_tilt', 'pelvis_list', 'pelvis_rotation'), errors))
+    summary[name]['reprojection_with_reference_pelvis'] = float(np.mean(swapped))
+    pelvis_rows.append((name, *(f'{e:.1f}' for e in errors), f'{summary[name]["reprojection"]:.3f}',
+                        f'{np.mean(swapped):.3f}'))
+  print('\npelvis orientation against the reference (deg; its leave-one-camera-out spread: '
+        + ', '.join(f'{n} {spread[n]:.1f}' for n in ('pelvis_tilt', 'pelvis_list',
+                                                     'pelvis_rotation') if n in spread)
+        + ') and reprojection with the reference\'s pelvis orientation put in:\n')
+  print(_table(['model', 'tilt', 'list', 'rotation', 'reproj', 'reproj, reference pelvis'],
+               pelvis_rows))
   (out_dir / 'sim_to_real.json').write_text(json.dumps(
       {'models': dict(e.split('=', 1) for e in _MODELS.value), 'summary': summary,
        'well_determined': well, 'spread_deg': spread, 'at_bounds': at_bounds, 'gt_jitter': gt_jitter,
        'reference_reprojection': ref_reproj, 'front_end_s_per_frame': front_s,
+       'pose_coverage_deg': {'reference_median': float(np.median(ref_near)),
+                             'odah_test_median': float(np.median(test_near)),
+                             'beyond_odah_range': outside},
        'frames': capture.num_frames}, indent=1))
   np.savez(out_dir / 'sim_to_real.npz', reference=ref_q, coordinate_names=np.array(
       skel.coordinate_names), **{f'{n}__{p}': r['per_pair'][p][0] for n, r in results.items()

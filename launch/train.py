@@ -26,7 +26,7 @@ from banet_jax import checkpoints
 from banet_jax import data
 from banet_jax import run_config
 from banet_jax import train
-from banet_jax.model.banet import COMPUTE_DTYPES, POINT_ORDERS
+from banet_jax.model.banet import APPEARANCES, COMPUTE_DTYPES, POINT_ORDERS
 
 # XLA options that cut CPU compile time ~2.5x for ~20 % slower steps (tests, smoke runs).
 _FAST_COMPILE_XLA_FLAGS = ('--xla_backend_optimization_level=0 '
@@ -40,10 +40,13 @@ _MODEL_FLAGS = {
     'num_points': 'Override the preset number of query points.',
     'point_order': "Override the preset query-point order: 'random' (official) or 'height' "
                    '(sorted by world height).',
+    'appearance': "Override what the encoder sees: 'rgb' (official: the masked colour crops) "
+                  "or 'silhouette' (the masks only).",
     'chunk_length': 'Override the preset chunk length (multiple of 8).',
     'compute_dtype': 'Override the preset compute dtype.',
 }
-_MODEL_FLAG_CHOICES = {'point_order': list(POINT_ORDERS), 'compute_dtype': sorted(COMPUTE_DTYPES)}
+_MODEL_FLAG_CHOICES = {'point_order': list(POINT_ORDERS), 'appearance': list(APPEARANCES),
+                       'compute_dtype': sorted(COMPUTE_DTYPES)}
 # TrainConfig fields set through repeated NAME=VALUE flags instead of one flag each.
 _MAPPING_FIELDS = {'model_overrides': 'model_override', 'loss_weights': 'loss_weight'}
 

@@ -64,3 +64,51 @@ def test_gpu_suite_deadline_lists_what_did_not_run(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'not run (past --deadline_s=-1): train_stage1_float32, train_stage2_float32, ' \
          'stream_float32, skeleton_fk, train_stage1_bfloat16' in out.stdout
+
+
+_SIM_TO_REAL_HELPERS = r'''
+import numpy as np
+from benchmarks.sim_to_real import change_appearance, nearest_pose_deg
+rng = np.random.default_rng(0)
+crops = rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)  # (views, frames, S, S, 3)
+masks = np.zeros((2, 3, 16, 16), np.uint8)
+masks[..., 4:12, 5:11] = 1
+on = masks != 0
+stats = (np.array([98.0, 82.0, 81.0]), np.array([54.0, 50.0, 54.0]))
+assert change_appearance(crops, masks, 'real', stats) is not None
+np.testing.assert_array_equal(change_appearance(crops, masks, 'real', stats), crops)
+for variant in ('grey', 'silhouette', 'odah_stats'):
+  out = change_appearance(crops, masks, variant, stats)
+  assert out.dtype == np.uint8 and out.shape == crops.shape
+  np.testing.assert_array_equal(out[~on], crops[~on])  # off the mask: untouched
+grey = change_appearance(crops, masks, 'grey', stats)[on]
+assert np.all(grey[:, 0] == grey[:, 1]) and np.all(grey[:, 1] == grey[:, 2])
+np.testing.assert_array_equal(change_appearance(crops, masks, 'silhouette', stats)[on],
+                              np.broadcast_to([98, 82, 81], grey.shape))
+matched = change_appearance(crops, masks, 'odah_stats', stats).astype(float)
+for v in range(2):
+  for f in range(3):
+    pixels = matched[v, f][on[v, f]]
+    np.testing.assert_allclose(pixels.mean(0), stats[0], atol=1.0)
+    np.testing.assert_allclose(pixels.std(0), stats[1], atol=1.5)
+try:
+  change_appearance(crops, masks, 'sepia', stats)
+  raise SystemExit('no error for an unknown variant')
+except ValueError as e:
+  assert 'sepia' in str(e)
+poses = rng.normal(0, 0.5, (300, 5))
+queries = rng.normal(0, 0.5, (70, 5))
+brute = np.degrees(np.abs(queries[:, None] - poses[None]).mean(-1).min(1))
+np.testing.assert_allclose(nearest_pose_deg(queries, poses, block=16), brute)
+assert nearest_pose_deg(poses[:3], poses).max() == 0.0
+print('ok')
+'''
+
+
+def test_sim_to_real_appearance_variants_and_pose_coverage():
+  """benchmarks/sim_to_real.py's --appearance variants change only the person's pixels
+  (grey: equal channels; silhouette: ODAH's mean colour; odah_stats: ODAH's mean and
+  standard deviation per view and frame), and its pose-coverage distance is the brute-force
+  nearest neighbour. (A subprocess: the script defines absl flags at import.)"""
+  out = _run(['-c', _SIM_TO_REAL_HELPERS], timeout=300)
+  assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stdout + out.stderr

@@ -179,3 +179,66 @@ def test_left_right_exchange_in_one_camera_is_found_and_undone():
   assert not placement.left_right_swaps(pixels, vis, cams).any()  # nothing on clean data
   # Two cameras cannot outvote each other.
   assert not placement.left_right_swaps(given[:2], given_vis[:2], cams[:2]).any()
+
+
+def test_heading_of_a_body_turned_about_the_vertical(project_model_path):
+  """Landmarks at the project model's hips and shoulders, turned by pelvis_rotation = a,
+  give heading a (the direction ODAH subjects face is 0); unknown frames are nan."""
+  skel = load_osim(str(project_model_path))
+  angles = np.array([0.0, 0.7, -1.9, 3.0, np.pi / 2])
+  coords = np.zeros((len(angles), skel.num_coordinates))
+  coords[:, skel.coordinate_index('pelvis_rotation')] = angles
+  coords[:, skel.coordinate_index('hip_flexion_l')] = 0.4  # a pose, not a T
+  centres = np.asarray(forward_kinematics(skel, coords).joint_centers, np.float64)
+  points = np.full((len(angles) + 1, 33, 3), np.nan)
+  for joint, landmark in (('hip_l', 23), ('hip_r', 24), ('acromial_l', 11), ('acromial_r', 12)):
+    points[:-1, landmark] = centres[:, skel.joint_index(joint)]
+  heading = placement.body_heading(points)
+  np.testing.assert_allclose(np.angle(np.exp(1j * (heading[:-1] - angles))), 0, atol=1e-5)
+  assert np.isnan(heading[-1])
+  assert placement.mean_heading([0.1, np.nan, -0.1, 2 * np.pi]) == pytest.approx(0, abs=1e-9)
+  assert placement.mean_heading([np.pi - 0.1, -np.pi + 0.1]) == pytest.approx(np.pi, abs=1e-9) or \
+      placement.mean_heading([np.pi - 0.1, -np.pi + 0.1]) == pytest.approx(-np.pi, abs=1e-9)
+  assert placement.mean_heading([np.nan]) == 0.0
+
+
+def test_turning_the_body_about_the_vertical_keeps_the_pose(project_model_path):
+  """turn_about_vertical rotates every body by the turn about the pelvis origin and keeps
+  every coordinate but the root's three rotations."""
+  skel = load_osim(str(project_model_path))
+  rng = np.random.default_rng(5)
+  coords = rng.normal(0, 0.35, (6, skel.num_coordinates))
+  angle = 2.2
+  turned = placement.turn_about_vertical(skel, coords, angle)
+  root = next(j for j in skel.joints if j.parent_body == -1)
+  rotations = [m.coordinate for m in root.rotations]
+  others = np.setdiff1d(np.arange(skel.num_coordinates), rotations)
+  np.testing.assert_array_equal(turned[:, others], coords[:, others])
+  before, after = forward_kinematics(skel, coords), forward_kinematics(skel, turned)
+  turn = placement.vertical_rotation(angle)
+  np.testing.assert_allclose(np.asarray(after.body_rotations),
+                             np.einsum('ij,tbjk->tbik', turn, np.asarray(before.body_rotations)),
+                             atol=1e-5)
+  pelvis0 = np.asarray(before.body_positions)[:, root.child_body, None]
+  pelvis1 = np.asarray(after.body_positions)[:, root.child_body, None]
+  np.testing.assert_allclose(np.asarray(after.joint_centers) - pelvis1,
+                             np.einsum('ij,tpj->tpi', turn,
+                                       np.asarray(before.joint_centers) - pelvis0), atol=1e-5)
+  np.testing.assert_allclose(placement.turn_about_vertical(skel, turned, -angle), coords,
+                             atol=1e-9)
+  assert placement.vertical_rotation(0.3) @ np.array([1.0, 0, 0]) == pytest.approx(
+      [np.cos(0.3), 0, -np.sin(0.3)])
+
+
+def test_a_turned_clip_frame_keeps_every_pixel():
+  """The capture's clip frame (origin moved, turned about the vertical): a world point and
+  its clip-frame coordinates land on the same pixel through the calibration camera and the
+  clip camera (pipeline.Capture._clip's R' = R turn, t' = t + R origin)."""
+  cam = _Cam([3.0, 1.6, 2.5])
+  origin, angle = np.array([0.4, 0.0, -1.1]), 1.1
+  turn = placement.vertical_rotation(angle)
+  world = np.array([[0.5, 1.0, -1.0], [0.1, 0.2, -0.8], [0.9, 1.7, -1.3]])
+  clip_points = (world - origin) @ turn  # X' = turn^T (X - origin)
+  expected = geometry.project(world, K, cam.R, cam.t)
+  got = geometry.project(clip_points, K, cam.R @ turn, cam.t + cam.R @ origin)
+  np.testing.assert_allclose(got, expected, atol=1e-9)

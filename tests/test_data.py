@@ -183,6 +183,32 @@ def test_height_point_order_sorts_the_same_points(net, clips):
   assert np.all(np.diff(batch['query_points'][..., 1], axis=-1) >= 0)
 
 
+def test_silhouette_appearance_reads_only_the_masks(net, clips):
+  """A model with appearance='silhouette' sees 1 on the mask and 0 off it in all three
+  channels, whatever the colours; the query points are those an RGB model gets."""
+  clip = clips[0]
+  rgb = data.frame_inputs(clip, 2, image_size=S, num_points=N, rng=np.random.default_rng(1))
+  sil = data.frame_inputs(clip, 2, image_size=S, num_points=N, rng=np.random.default_rng(1),
+                          appearance='silhouette')
+  mask = (clip['masks'][:, 2] != 0).astype(np.float32)
+  assert sil['images'].shape == rgb['images'].shape and sil['images'].dtype == np.float32
+  np.testing.assert_array_equal(sil['images'], np.repeat(mask[..., None], 3, axis=-1))
+  np.testing.assert_array_equal(sil['query_points'], rgb['query_points'])
+  np.testing.assert_array_equal(sil['crop_pixels'], rgb['crop_pixels'])
+  recoloured = dict(clip, crops=255 - clip['crops'])
+  again = data.frame_inputs(recoloured, 2, image_size=S, num_points=N,
+                            rng=np.random.default_rng(1), appearance='silhouette')
+  np.testing.assert_array_equal(again['images'], sil['images'])
+  with pytest.raises(ValueError, match='appearance'):
+    data.frame_inputs(clip, 2, image_size=S, num_points=N, rng=np.random.default_rng(1),
+                      appearance='grey')
+  with pytest.raises(ValueError, match='appearance'):
+    _config(appearance='mask')
+  # The pipeline follows the model's appearance.
+  batch = data.train_batches(clips, net.layout, _config(appearance='silhouette'))[0][0]
+  assert set(np.unique(batch['images'])) <= {0.0, 1.0}
+
+
 def test_resizing_keeps_the_crop_geometry(clips):
   clip = clips[0]
   crops, masks, meta = clip['crops'][:, 0], clip['masks'][:, 0], clip['crop_meta'][:, 0]

@@ -177,3 +177,26 @@ def test_predictor_streams_frames_in_batches_like_whole_windows(stage, fast_comp
   np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match='frame_batch'):
     Predictor(net, params, stage, frame_batch=0)
+
+
+def test_a_silhouette_model_predicts_from_the_masks_alone(fast_compile):
+  """Prediction feeds a model what it was trained on: a silhouette model's output does not
+  change when the person's colours do, an RGB model's does."""
+  import jax
+  from banet_jax import data
+  from banet_jax.inference import Predictor
+  from banet_jax.model.banet import BANet, get_config
+  del fast_compile
+  clip = None
+  outputs = {}
+  for appearance in ('silhouette', 'rgb'):
+    net = BANet.create(get_config('tiny', appearance=appearance))
+    params = jax.jit(net.init_frame)(jax.random.key(0))['params']
+    if clip is None:
+      clip = data.open_source('synthetic', 'test', layout=net.layout, synthetic_clips=1,
+                              synthetic_frames=4, synthetic_crop_size=net.config.image_size)[0]
+    predictor = Predictor(net, params, 1, frame_batch=4)
+    outputs[appearance] = [predictor.predict_raw(dict(clip, crops=crops))
+                           for crops in (clip['crops'], 255 - np.asarray(clip['crops']))]
+  np.testing.assert_array_equal(*outputs['silhouette'])
+  assert np.abs(outputs['rgb'][0] - outputs['rgb'][1]).max() > 1e-5  # (random weights: ~2e-4)

@@ -135,15 +135,17 @@ def test_flags_after_a_flagfile_override_it():
   assert config.model_config().stem_widths == (8, 16)
 
 
-def test_loss_weight_and_point_order_flags():
+def test_loss_weight_point_order_and_appearance_flags():
   fv = _parse('--flagfile=launch/flags/smoke.flags', '--loss_weight=angle=10',
-              '--loss_weight=velocity=0.5', '--point_order=height')
+              '--loss_weight=velocity=0.5', '--point_order=height', '--appearance=silhouette')
   config = train_launcher.config_from_flags(fv)
   assert config.loss_weights == {'angle': 10.0, 'velocity': 0.5}
   loss = config.loss_config()
   assert (loss.angle_weight, loss.velocity_weight) == (10.0, 0.5)
   assert (loss.point_weight, loss.scale_weight) == (100.0, 1.0)  # official, untouched
   assert config.model_config().point_order == 'height'
+  assert config.model_config().appearance == 'silhouette'
+  assert train.pipeline_config(config, train.Task(config)).appearance == 'silhouette'
   assert train.Task(config).loss_config == loss
   for bad, match in (('angle', 'TERM=NUMBER'), ('angle=ten', 'TERM=NUMBER'),
                      ('angel=1', 'unknown loss terms'), ('angle=-1', '>= 0'),
@@ -153,6 +155,8 @@ def test_loss_weight_and_point_order_flags():
                                               f'--loss_weight={bad}'))
   with pytest.raises(flags.IllegalFlagValueError):
     _parse('--point_order=sorted')
+  with pytest.raises(flags.IllegalFlagValueError):
+    _parse('--appearance=grey')
   with pytest.raises(ValueError, match='point_order'):
     run_config.TrainConfig(model_overrides={'point_order': 'sorted'})
 
@@ -442,6 +446,18 @@ def test_stage2_optimizer_never_updates_frozen_parameters():
     assert bool(np.any(np.asarray(update) != 0)) == trainable, name
 
 
+def _random_frame_batch(layout, seed: int, size: int = 4, crop: int = 32, points: int = 16):
+  """A stage-1 batch of random values in the data's shapes (float32 numpy)."""
+  rng, skel = np.random.default_rng(seed), layout.skeleton
+  return {k: np.asarray(v, np.float32) for k, v in {
+      'images': rng.normal(size=(size, 2, crop, crop, 3)),
+      'crop_pixels': rng.uniform(0, crop, (size, 2, points, 2)),
+      'query_points': rng.normal(scale=0.3, size=(size, points, 3)),
+      'coordinates': np.broadcast_to(skel.default_coordinates, (size, skel.num_coordinates)),
+      'scales': rng.uniform(0.9, 1.1, (size, skel.num_bodies, 3)),
+      'points': rng.normal(scale=0.5, size=(size, layout.num_points, 3))}.items()}
+
+
 def test_micro_batches_give_the_whole_batch_gradients(fast_compile):
   """`micro_batch`: the batch in passes of 2 frames, gradients averaged (a scan), gives
   the gradients and loss terms of the whole batch at once."""
@@ -451,15 +467,7 @@ def test_micro_batches_give_the_whole_batch_gradients(fast_compile):
                                                                   'num_points': 16})
   tasks = {m: train.Task(config.replace(micro_batch=m)) for m in (0, 2)}
   params = jax.jit(tasks[0].init_state)(jax.random.key(0))['params']
-  rng, layout = np.random.default_rng(0), tasks[0].net.layout
-  skel = layout.skeleton
-  batch = {k: jnp.asarray(v, jnp.float32) for k, v in {  # random values, the data's shapes
-      'images': rng.normal(size=(4, 2, 32, 32, 3)),
-      'crop_pixels': rng.uniform(0, 32, (4, 2, 16, 2)),
-      'query_points': rng.normal(scale=0.3, size=(4, 16, 3)),
-      'coordinates': np.broadcast_to(skel.default_coordinates, (4, skel.num_coordinates)),
-      'scales': rng.uniform(0.9, 1.1, (4, skel.num_bodies, 3)),
-      'points': rng.normal(scale=0.5, size=(4, layout.num_points, 3))}.items()}
+  batch = {k: jnp.asarray(v) for k, v in _random_frame_batch(tasks[0].net.layout, 0).items()}
   (t0, g0), (t2, g2) = (jax.jit(tasks[m].gradients)(params, batch) for m in (0, 2))
   for key in ('total', 'angle', 'point', 'scale'):
     np.testing.assert_allclose(t2[key], t0[key], rtol=2e-5, err_msg=key)
@@ -468,6 +476,34 @@ def test_micro_batches_give_the_whole_batch_gradients(fast_compile):
   loops = lambda m: jax.jit(tasks[m].gradients).lower(params, batch).as_text().count(
       'stablehlo.while')
   assert loops(2) > loops(0)  # really one scan over the micro-batches
+
+
+def test_host_micro_batch_loop_gives_the_whole_batch_update(fast_compile):
+  """micro_batch_loop='host': a compiled gradient call per micro-batch from Python, then
+  the update, gives the state and metrics of the one-call step; it needs 'jit'."""
+  del fast_compile
+  config = run_config.TrainConfig(batch_size=4, model_overrides={'image_size': 32,
+                                                                  'num_points': 16})
+  whole, host = train.Task(config), train.Task(config.replace(micro_batch=1,
+                                                              micro_batch_loop='host'))
+  batch = _random_frame_batch(whole.net.layout, 1)
+  parallel = train.Parallel('jit', 4)
+  results = []
+  for task in (whole, host):
+    step = parallel.compile_train(task)
+    assert isinstance(step, train.HostMicroBatchStep) == (task is host)
+    state = parallel.init(task.init_state, jax.random.key(0))
+    results.append(step(state, parallel.place_batch(batch)))
+  (s0, m0), (s1, m1) = results
+  for key in ('loss/total', 'loss/angle', 'grad_norm', 'learning_rate'):
+    np.testing.assert_allclose(m1[key], m0[key], rtol=1e-4, err_msg=key)
+  assert int(s1['step']) == int(s0['step']) == 1
+  for a, b in zip(jax.tree.leaves(s1['params']), jax.tree.leaves(s0['params'])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  with pytest.raises(ValueError, match="needs parallelism='jit'"):
+    config.replace(micro_batch=1, micro_batch_loop='host', parallelism='pmap')
+  with pytest.raises(ValueError, match='micro_batch_loop'):
+    config.replace(micro_batch_loop='python')
 
 
 def test_stage2_train_step_traces_on_pipeline_batches():

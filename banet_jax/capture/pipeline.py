@@ -41,6 +41,14 @@ Contract:
   that the person's mean horizontal position is the origin (`report['clip_origin']`): the
   network's visual-hull sampling casts its rays around the world origin
   (`model.sampling.sample_visual_hull_points`), and the prediction does not depend on it.
+  With `face_forward` (the default) they are also turned about the vertical so that the
+  person faces the clip's +x (`report['clip_heading_deg']`, from the triangulated shoulders
+  and hips of the selection frames, `placement.body_heading`): every ODAH subject faces
+  +x (pelvis_rotation within +-5 deg in 90 % of odah/lab's training frames), so a network
+  trained on it reads the body's heading from the world frame and answers about 0 whatever
+  the person does. The network's coordinates are then in the clip's frame;
+  `world_coordinates` turns them back (the root orientation only; everything else, and
+  the placement that follows, is unchanged).
 """
 
 from __future__ import annotations
@@ -161,7 +169,7 @@ class Capture:
                *, fps: float = 60.0, start: int = 0, num_frames: int | None = None,
                masks: Mapping[str, str] | None = None, pose: persons.BlazePose | None = None,
                select_frames: int = 10, near=None, max_held_frames: int = 15,
-               progress: bool = True):
+               face_forward: bool = True, progress: bool = True):
     self.names = list(videos)
     self.network_cameras = tuple(network_cameras)
     if len(self.network_cameras) != 2 or len(set(self.network_cameras)) != 2:
@@ -191,6 +199,7 @@ class Capture:
     self.pose = pose or persons.BlazePose()
     self.trackers = [persons.PersonTracker(self.pose) for _ in self.names]
     self.select_frames = max(1, min(select_frames, self.num_frames))
+    self.face_forward = bool(face_forward)
     self.near = None if near is None else np.asarray(near, np.float64)
     c = len(self.names)
     self.landmarks = np.full((c, self.num_frames, NUM_LANDMARKS, 2), np.nan, np.float32)
@@ -350,13 +359,32 @@ class Capture:
 
   def _clip(self, crops, cams) -> dict:
     origin = self.clip_origin()
+    turn = placement.vertical_rotation(np.radians(self.clip_heading_deg()))
     return {'crops': np.stack([[x[v][0] for x in crops] for v in range(2)]),
             'masks': np.stack([[x[v][1] for x in crops] for v in range(2)]),
             'crop_meta': np.stack([[x[v][2] for x in crops] for v in range(2)]),
             'camera_K': np.stack([c.K for c in cams]).astype(np.float32),
-            'camera_R': np.stack([c.R for c in cams]).astype(np.float32),
-            # world shifted by -origin: t' = t + R @ origin
+            # A world point X is origin + turn @ X' in the clip's frame X':
+            # R X + t = (R turn) X' + (t + R origin).
+            'camera_R': np.stack([c.R @ turn for c in cams]).astype(np.float32),
             'camera_t': np.stack([c.t + c.R @ origin for c in cams]).astype(np.float32)}
+
+  def clip_heading_deg(self) -> float:
+    """The angle (deg) the clip's frame is turned by about the vertical: the person's mean
+    heading over the selection frames (`placement.body_heading`), 0 without
+    `face_forward` or when no shoulders and hips were triangulated."""
+    if 'clip_heading_deg' not in self.report:
+      heading = 0.0
+      if self.face_forward:
+        points, _ = self.triangulate(frames=slice(0, self.select_frames))
+        heading = placement.mean_heading(placement.body_heading(points))
+      self.report['clip_heading_deg'] = float(np.degrees(heading))
+    return self.report['clip_heading_deg']
+
+  def world_coordinates(self, skel, coordinates) -> np.ndarray:
+    """(T, C) coordinates predicted from this capture's clips -> the calibration world's
+    orientation (the root turned back by `clip_heading_deg`; `placement.turn_about_vertical`)."""
+    return placement.turn_about_vertical(skel, coordinates, np.radians(self.clip_heading_deg()))
 
   def clip_origin(self) -> np.ndarray:
     """(3,) the world point the clip's cameras are centred on: the person's mean hip centre

@@ -283,6 +283,71 @@ def place(skel: Skeleton, coordinates, translation) -> np.ndarray:
   return out
 
 
+# BlazePose (left, right) shoulders and hips: the body's left-to-right direction.
+SHOULDERS_HIPS = ((11, 12), (23, 24))
+
+
+def vertical_rotation(angle) -> np.ndarray:
+  """(..., 3, 3) rotation by `angle` (rad) about the world's vertical (+y): +x goes to
+  (cos a, 0, -sin a), as OpenSim's ground-to-pelvis rotation about y turns the pelvis."""
+  c, s = np.cos(angle), np.sin(angle)
+  zero, one = np.zeros_like(c), np.ones_like(c)
+  return np.stack([np.stack([c, zero, s], -1), np.stack([zero, one, zero], -1),
+                   np.stack([-s, zero, c], -1)], -2)
+
+
+def body_heading(points) -> np.ndarray:
+  """(T,) the direction the person faces in each frame (rad; nan where unknown).
+
+  From triangulated landmarks (T, 33, 3) in the project world (y up): the body's
+  right-pointing vector (right minus left shoulder plus right minus left hip) on the floor
+  plane, turned to its forward direction f = up x right; the heading is the angle a with
+  f = (cos a, 0, -sin a), the pelvis_rotation of a person standing upright that way
+  (OpenSim pelvis frame: x forward, y up, z right).
+  """
+  points = np.asarray(points, np.float64)
+  right = sum(points[:, r] - points[:, l] for l, r in SHOULDERS_HIPS)  # (T, 3)
+  forward_x, forward_z = right[:, 2], -right[:, 0]  # up x right = (r_z, 0, -r_x)
+  heading = np.arctan2(-forward_z, forward_x)
+  heading[~(np.isfinite(heading) & (np.hypot(forward_x, forward_z) > 1e-6))] = np.nan
+  return heading
+
+
+def mean_heading(headings) -> float:
+  """Circular mean (rad) of the finite headings; 0 when there are none."""
+  h = np.asarray(headings, np.float64)
+  h = h[np.isfinite(h)]
+  return float(np.arctan2(np.sin(h).sum(), np.cos(h).sum())) if h.size else 0.0
+
+
+def turn_about_vertical(skel: Skeleton, coordinates, angle: float) -> np.ndarray:
+  """(T, C) coordinates of the same poses with the body turned by `angle` (rad) about the
+  world's vertical: the root orientation becomes vertical_rotation(angle) @ its own; every
+  other coordinate is kept (the global translations too: placement sets them after).
+
+  The joint to ground must turn the body by three rotations with identity functions about
+  axes that are each orthogonal to the next (OpenSim's gait models: tilt z, list x,
+  rotation y; a FreeJoint's x, y, z); the new angles are that Davenport decomposition.
+  """
+  from scipy.spatial.transform import Rotation  # pylint: disable=g-import-not-at-top
+  out = np.array(coordinates, np.float64)
+  if angle == 0.0:
+    return out
+  root = next(j for j in skel.joints if j.parent_body == -1)
+  axes = np.array([m.axis for m in root.rotations], np.float64)
+  index = [m.coordinate for m in root.rotations]
+  if (len(axes) != 3 or min(index) < 0 or not all(m.function.is_identity for m in root.rotations)
+      or abs(axes[0] @ axes[1]) > 1e-9 or abs(axes[1] @ axes[2]) > 1e-9):
+    raise ValueError(f'{skel.source}: the joint to ground ({root.name}) does not turn the body '
+                     'by three plain rotations about successively orthogonal axes; the body '
+                     'cannot be turned about the vertical here')
+  frame = np.asarray(root.parent_rotation, np.float64)  # F in ground
+  turn = frame.T @ vertical_rotation(angle) @ frame  # the world turn, in F
+  old = Rotation.from_davenport(axes, 'intrinsic', out[:, index])
+  out[:, index] = (Rotation.from_matrix(turn) * old).as_davenport(axes, 'intrinsic')
+  return out
+
+
 def estimate_floor(points, percentile: float = 2.0) -> float:
   """Floor height (world y, metres) from the lowest foot landmarks (T, 33, 3) over frames."""
   feet = np.asarray(points)[:, list(FOOT_LANDMARKS), 1]

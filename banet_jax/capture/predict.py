@@ -149,7 +149,7 @@ def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
     t0 = time.perf_counter()
     pred = predictor.predict_clip(segment.clip)
     t_net += time.perf_counter() - t0
-    coords.append(pred['coordinates'])
+    coords.append(capture.world_coordinates(skel, pred['coordinates']))
     scales.append(pred['frame_scales'])
   coordinates = np.concatenate(coords)
   frame_scales = np.concatenate(scales)

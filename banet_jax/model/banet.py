@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from banet_jax.model.frame_model import FrameModel
 from banet_jax.model.outputs import OutputLayout, decode, output_layout, skeleton_points
 from banet_jax.model.restormer import TemporalRestormer
-from banet_jax.model.sampling import POINT_ORDERS
+from banet_jax.model.sampling import APPEARANCES, POINT_ORDERS
 from banet_jax.skeleton import Skeleton
 from banet_jax.skeleton.models import load_model, model_path
 
@@ -69,6 +69,12 @@ class BANetConfig:
   # layer sees any body part; 'height': sorted by world height (y, the OpenSim ground's
   # up axis), so a slot sees roughly the same part (feet first, head last) in every frame.
   point_order: str = 'random'
+  # What the encoder sees of the person: 'rgb' (official): the masked colour crops;
+  # 'silhouette': the masks only (1 on the person in all three channels, 0 elsewhere), so
+  # nothing of the rendered appearance (skin, clothes, lighting) can differ from a real
+  # person's; an ablation of issue 15 (MODEL_CARD.md). Part of the network's contract:
+  # prediction feeds a model what it was trained on.
+  appearance: str = 'rgb'
   point_widths: tuple[int, ...] = (512, 512, 32)
   global_widths: tuple[int, ...] = (128, 128)
   # Spatio-temporal module.
@@ -95,6 +101,9 @@ class BANetConfig:
     if self.point_order not in POINT_ORDERS:
       raise ValueError(f'point_order must be one of {list(POINT_ORDERS)}, '
                        f'got {self.point_order!r}')
+    if self.appearance not in APPEARANCES:
+      raise ValueError(f'appearance must be one of {list(APPEARANCES)}, '
+                       f'got {self.appearance!r}')
     if self.chunk_length % 8:
       raise ValueError(f'chunk_length must be a multiple of 8 (time is pixel-'
                        f'unshuffled by 2 then 4), got {self.chunk_length}')

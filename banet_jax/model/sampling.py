@@ -22,6 +22,8 @@ from banet_jax import geometry
 
 # Orders of the query points fed to the network (BANetConfig.point_order).
 POINT_ORDERS = ('random', 'height')
+# What the encoder sees of the person (BANetConfig.appearance; banet_jax.data.normalize_images).
+APPEARANCES = ('rgb', 'silhouette')
 
 
 def grid_sample_bilinear(features: jax.Array, xy: jax.Array) -> jax.Array:
