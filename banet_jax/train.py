@@ -321,8 +321,10 @@ class HostMicroBatchStep:
   Why not the scan of `Task.gradients`: XLA:CPU runs a loop body's convolutions far slower
   than the same ops at top level (a paper-size B=2 step with micro_batch=1 took over 2 min
   in a scan, 72.6 s without micro-batches), and an unrolled scan keeps every micro-batch's
-  activations alive (8.33 GiB against 7.34). Separate calls run each micro-batch at the
-  speed and memory of a step of that size (benchmarks/README.md, "Memory options").
+  activations alive (8.33 GiB against 8.05 for the whole batch). Separate calls run each
+  micro-batch at the speed and memory of a step of that size: 51.0 s and 4.98 GiB against
+  73.2 s and 7.33 GiB (benchmarks/README.md, `frame_profile.py` section, "Micro-batches
+  from the host").
   """
 
   def __init__(self, task: Task, parallel: 'Parallel'):
