@@ -200,6 +200,7 @@ class Capture:
     self.trackers = [persons.PersonTracker(self.pose) for _ in self.names]
     self.select_frames = max(1, min(select_frames, self.num_frames))
     self.face_forward = bool(face_forward)
+    self._selection_points = None  # landmarks triangulated over the selection frames
     self.near = None if near is None else np.asarray(near, np.float64)
     c = len(self.names)
     self.landmarks = np.full((c, self.num_frames, NUM_LANDMARKS, 2), np.nan, np.float32)
@@ -376,8 +377,7 @@ class Capture:
     if 'clip_heading_deg' not in self.report:
       heading = 0.0
       if self.face_forward:
-        points, _ = self.triangulate(frames=slice(0, self.select_frames))
-        heading = placement.mean_heading(placement.body_heading(points))
+        heading = placement.mean_heading(placement.body_heading(self._selection()))
       self.report['clip_heading_deg'] = float(np.degrees(heading))
     return self.report['clip_heading_deg']
 
@@ -390,12 +390,18 @@ class Capture:
     """(3,) the world point the clip's cameras are centred on: the person's mean hip centre
     over the selection frames, on the floor plane (y = 0)."""
     if 'clip_origin' not in self.report:
-      points, _ = self.triangulate(frames=slice(0, self.select_frames))
-      hips = points[:, list(HIPS)].reshape(-1, 3)
+      hips = self._selection()[:, list(HIPS)].reshape(-1, 3)
       hips = hips[np.all(np.isfinite(hips), axis=1)]
       origin = np.zeros(3) if hips.size == 0 else hips.mean(axis=0) * np.array([1.0, 0.0, 1.0])
       self.report['clip_origin'] = origin.tolist()
     return np.asarray(self.report['clip_origin'])
+
+  def _selection(self) -> np.ndarray:
+    """(select_frames, 33, 3) the landmarks triangulated over the selection frames, once
+    (their landmarks are final by the first clip: chosen, side-corrected)."""
+    if self._selection_points is None:
+      self._selection_points = self.triangulate(frames=slice(0, self.select_frames))[0]
+    return self._selection_points
 
   # --- landmarks -----------------------------------------------------------------------
 
