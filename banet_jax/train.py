@@ -178,24 +178,21 @@ class Task:
     the mean over micro-batches run one after another (a `lax.scan` whose carry is the
     sum, so only one micro-batch's activations are alive at a time). Every loss term is a
     mean over the batch, so both give the same numbers up to float rounding."""
-    grad_fn = jax.value_and_grad(self.loss, has_aux=True)
     size, micro = batch['images'].shape[0], self.config.micro_batch
     if not micro or micro >= size:
-      (_, terms), grads = grad_fn(params, batch)
-      return terms, grads
+      return self._terms_and_gradients(params, batch)
     if size % micro:
       raise ValueError(f'micro_batch {micro} does not divide the batch of {size} this step sees')
     count = size // micro
     split = self._micro_split(batch, count)
 
     def accumulate(total, one):
-      (_, terms), grads = grad_fn(params, one)
-      return jax.tree.map(jnp.add, total, (terms, grads)), None
+      return jax.tree.map(jnp.add, total, self._terms_and_gradients(params, one)), None
 
     first = jax.tree.map(lambda x: x[0], split)
     zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
-                         jax.eval_shape(lambda b: grad_fn(params, b), first))
-    (terms, grads), _ = jax.lax.scan(accumulate, (zeros[0][1], zeros[1]), split)
+                         jax.eval_shape(lambda b: self._terms_and_gradients(params, b), first))
+    (terms, grads), _ = jax.lax.scan(accumulate, zeros, split)
     return jax.tree.map(lambda x: x / count, (terms, grads))
 
   @staticmethod
@@ -209,8 +206,12 @@ class Task:
     """(loss terms, gradients) of micro-batch `index` (a traced int) of the batch, for
     `micro_batch_loop='host'` (`HostMicroBatchStep`)."""
     count = batch['images'].shape[0] // self.config.micro_batch
-    one = jax.tree.map(lambda x: x[index], self._micro_split(batch, count))
-    (_, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(params, one)
+    return self._terms_and_gradients(
+        params, jax.tree.map(lambda x: x[index], self._micro_split(batch, count)))
+
+  def _terms_and_gradients(self, params, batch):
+    """(loss terms, gradients with respect to params) of one forward/backward pass."""
+    (_, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(params, batch)
     return terms, grads
 
   def train_step(self, state, batch, axis_name: str | None = None):
