@@ -215,16 +215,45 @@ def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def select_clips(source, families: Sequence[str] | None = None, max_clips: int = 0) -> list[int]:
+  """Indices of the clips of `source` to evaluate: those whose `motion_family` is one of
+  `families` (all clips when None), at most `max_clips` of them (0: no limit).
+
+  Raises ValueError when `families` is given and the clips carry no `motion_family`
+  (generated clips) or none matches.
+  """
+  indices = range(len(source))
+  if families:
+    wanted = set(families)
+    chosen, seen = [], set()
+    for i in indices:
+      clip = source[i]
+      if 'motion_family' not in clip:
+        raise ValueError('these clips have no motion_family: --families needs an ODAH split')
+      family = _text(clip['motion_family'])
+      seen.add(family)
+      if family in wanted:
+        chosen.append(i)
+    if not chosen:
+      raise ValueError(f'no clip of families {sorted(wanted)}; this split has {sorted(seen)}')
+    indices = chosen
+  indices = list(indices)
+  return indices if max_clips <= 0 else indices[:max_clips]
+
+
 def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path, *,
                         dataset: str | None = None, data_dir: str | None = None,
                         max_clips: int = 0, plot_clips: int = 3, export_clips: int = 3,
-                        baseline_split: str = 'train', log=print) -> dict:
+                        baseline_split: str = 'train', families: Sequence[str] | None = None,
+                        log=print) -> dict:
   """Metrics of a trained BANet on a split, next to the mean-pose baseline.
 
   The data are the run's (`TrainConfig.data`), with `dataset` / `data_dir` over them where
-  given (`DataConfig.override`). Writes into `out_dir`: metrics.json, metrics.md (the
-  table), coordinate_errors.png, curves_<clip>.png for `plot_clips` clips, and
-  exports/<clip>.{mot,trc,osim} (the prediction as OpenSim files) for `export_clips` clips.
+  given (`DataConfig.override`); with `families`, only the clips of those motion families
+  (`select_clips`; the baseline stays the whole training split's mean pose). Writes into
+  `out_dir`: metrics.json, metrics.md (the table), coordinate_errors.png,
+  curves_<clip>.png for `plot_clips` clips, and exports/<clip>.{mot,trc,osim} (the
+  prediction as OpenSim files) for `export_clips` clips.
   Returns the results dict.
   """
   out_dir = pathlib.Path(out_dir)
@@ -242,14 +271,15 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
   mean_q, mean_s = mean_pose(layout, train_coords, train_scales)
 
   source = open_split(split)
-  count = len(source) if max_clips <= 0 else min(max_clips, len(source))
-  if count == 0:
+  if len(source) == 0:
     raise ValueError(f'{dataset} {split} has no clips')
+  selected = select_clips(source, families, max_clips)
+  count = len(selected)
   errors = {'BANet': [], 'mean-pose baseline': []}
   skel = layout.skeleton
   plotted = [n for n in PLOTTED_COORDINATES if n in skel.coordinate_names]
-  for i in range(count):
-    clip = source[i]
+  for i, index in enumerate(selected):
+    clip = source[index]
     clip_id = _text(clip.get('clip_id', f'clip{i:04d}'))
     gt_q = np.asarray(clip['coordinates'], np.float64)
     gt_s = np.broadcast_to(np.asarray(clip['scales'], np.float64), (len(gt_q),) + mean_s.shape)

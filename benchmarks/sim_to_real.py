@@ -247,9 +247,14 @@ def main(argv):
 
   # Pose coverage: how far each frame of the reference is from the nearest ODAH training
   # frame (mean |difference| over the body's angles), next to the same for ODAH test frames.
+  # The reference is turned into the clip's frame (the person facing +x, as the networks
+  # see it and as ODAH's subjects stand): in the calibration's world, where the person
+  # faces -99 deg, pelvis tilt and list swap roles.
   cover = [skel.coordinate_index(n) for n in COVERAGE_COORDINATES]
   q_test = np.concatenate([np.asarray(test[i]['coordinates']) for i in range(len(test))])
-  ref_near = nearest_pose_deg(np.asarray(reference.coordinates)[:, cover], q_train[:, cover])
+  ref_facing = placement.turn_about_vertical(skel, np.asarray(reference.coordinates),
+                                             -np.radians(capture.clip_heading_deg()))
+  ref_near = nearest_pose_deg(ref_facing[:, cover], q_train[:, cover])
   test_near = nearest_pose_deg(q_test[::4, cover], q_train[:, cover])
   print(f'pose coverage: nearest {_BASELINE.value} training frame, mean |difference| over '
         f'{len(cover)} angles: the reference\'s frames median {np.median(ref_near):.1f} deg '
@@ -257,7 +262,7 @@ def main(argv):
         f'{np.median(test_near):.1f} ({np.percentile(test_near, 90):.1f})')
   outside = []
   for n, i in zip(COVERAGE_COORDINATES, cover):
-    lo, hi = np.degrees(np.percentile(np.asarray(reference.coordinates)[:, i], [5, 95]))
+    lo, hi = np.degrees(np.percentile(ref_facing[:, i], [5, 95]))
     tlo, thi = np.degrees(np.percentile(q_train[:, i], [1, 99]))
     if lo < tlo - 5 or hi > thi + 5:
       outside.append(f'{n} {lo:.0f}..{hi:.0f} (ODAH {tlo:.0f}..{thi:.0f})')
@@ -335,12 +340,18 @@ def main(argv):
             for c in well)) for n, s in summary.items() if n != 'mean pose']))
   # How much of the reprojection error is the body's orientation: each model's pelvis
   # orientation against the reference's, and its reprojection with the reference's put in.
+  # The angles are compared in the clip's frame (the person facing +x): tilt and list are
+  # then the body's forward and sideways tilt, as in ODAH's labels.
   pelvis_rows = []
+
+  def facing(q, pair):
+    return placement.turn_about_vertical(skel, q, -np.radians(cuts[pair][0].clip_heading_deg()))
+
   for name, r in results.items():
     if name == 'mean pose':
       continue
-    qs = [r['per_pair'][p][0] for p in pairs]
-    errors = [float(np.mean([angle_diff_deg(q[:, i], ref_q[:, i]).mean() for q in qs]))
+    errors = [float(np.mean([angle_diff_deg(facing(r['per_pair'][p][0], p)[:, i],
+                                            facing(ref_q, p)[:, i]).mean() for p in pairs]))
               for i in pelvis]
     swapped = []
     for q, s in r['per_pair'].values():
@@ -354,7 +365,8 @@ def main(argv):
     summary[name]['reprojection_with_reference_pelvis'] = float(np.mean(swapped))
     pelvis_rows.append((name, *(f'{e:.1f}' for e in errors), f'{summary[name]["reprojection"]:.3f}',
                         f'{np.mean(swapped):.3f}'))
-  print('\npelvis orientation against the reference (deg; its leave-one-camera-out spread: '
+  print('\npelvis orientation against the reference, person facing +x (deg; its '
+        'leave-one-camera-out spread in the world frame: '
         + ', '.join(f'{n} {spread[n]:.1f}' for n in ('pelvis_tilt', 'pelvis_list',
                                                      'pelvis_rotation') if n in spread)
         + ') and reprojection with the reference\'s pelvis orientation put in:\n')

@@ -2,6 +2,8 @@ r"""Evaluate a trained BANet on an ODAH split, next to the mean-pose baseline.
 
     python -m launch.eval --checkpoint=/tmp/banet_tiny/stage2 --dataset=odah/tiny --split=test \
         --out_dir=/tmp/banet_tiny/eval
+    python -m launch.eval --checkpoint=runs/lab14_tiny_rgb_s0 --dataset=odah/lab \
+        --families=balance,balance_reach          # only some motion families' clips
 
 Writes metrics.json and metrics.md (coordinate MAE in degrees, its per-coordinate rows,
 root-relative MPJPE of the 44 points in mm, body-scale error), coordinate_errors.png,
@@ -27,6 +29,8 @@ _OUT_DIR = flags.DEFINE_string('out_dir', None, 'Output folder (default: <checkp
 _MAX_CLIPS = flags.DEFINE_integer('max_clips', 0, 'Evaluate at most this many clips (0: all).')
 _PLOT_CLIPS = flags.DEFINE_integer('plot_clips', 3, 'Clips to plot angle curves for.')
 _EXPORT_CLIPS = flags.DEFINE_integer('export_clips', 3, 'Clips to export as .mot/.trc/.osim.')
+_FAMILIES = flags.DEFINE_list('families', None, 'Only the clips of these motion families, '
+                              "e.g. 'balance_reach' (default: all clips).")
 
 
 def main(argv):
@@ -50,7 +54,7 @@ def main(argv):
     results = evaluation.evaluate_checkpoint(
         str(path), _SPLIT.value, out_dir, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
         max_clips=_MAX_CLIPS.value, plot_clips=_PLOT_CLIPS.value,
-        export_clips=_EXPORT_CLIPS.value)
+        export_clips=_EXPORT_CLIPS.value, families=_FAMILIES.value)
   except (checkpoints.CheckpointError, released.ReleaseError, data.DatasetNotFoundError,
           ValueError) as e:
     sys.exit(f'error: {e}')

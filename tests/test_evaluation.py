@@ -95,3 +95,18 @@ def test_shape_mismatch_is_an_error(layout):
   coords, scales = _gt(layout)
   with pytest.raises(ValueError, match='shapes differ'):
     evaluation.frame_metrics(layout, coords[:2], scales, coords, scales)
+
+
+def test_select_clips_by_motion_family():
+  """`launch.eval --families`: the clips of the named families, in split order, capped by
+  max_clips; a clear error for clips without families or when none matches."""
+  source = [{'motion_family': np.asarray(f.encode())} for f in
+            ('walking', 'balance', 'squat', 'balance_reach', 'balance')]
+  assert evaluation.select_clips(source) == [0, 1, 2, 3, 4]
+  assert evaluation.select_clips(source, max_clips=2) == [0, 1]
+  assert evaluation.select_clips(source, ['balance', 'balance_reach']) == [1, 3, 4]
+  assert evaluation.select_clips(source, ['balance'], max_clips=1) == [1]
+  with pytest.raises(ValueError, match='no clip of families'):
+    evaluation.select_clips(source, ['kneeling'])
+  with pytest.raises(ValueError, match='no motion_family'):
+    evaluation.select_clips([{'coordinates': np.zeros((2, 3))}], ['walking'])

@@ -23,7 +23,7 @@ from odah_tfds.motions.procedural import ODAH_1_FAMILIES
 NUM_FRAMES = 120
 GROUNDED = ('walking', 'running', 'squat', 'lunge', 'sit_to_stand', 'stepping',
             'jumping_jacks', 'arm_flexion', 'arm_abduction', 'reaching', 'trunk_flexion',
-            'trunk_rotation', 'jumping', 'balance')
+            'trunk_rotation', 'jumping', 'balance', 'balance_reach')
 
 
 @pytest.fixture(scope='module')
@@ -194,6 +194,50 @@ def test_balance_arms_out_in_their_sampled_range(balance_clips, skel):
       assert 60.0 - margin <= abduction.min() and abduction.max() <= 100.0 + margin
       elbow = np.degrees(m.coordinates[first:end, skel.coordinate_index(f'elbow_flex_{s}')])
       assert elbow.max() <= 30.0 + np.sqrt(6.0) * p['noise_deg'] + 1e-6
+
+
+def test_balance_reach_leans_in_its_sampled_ranges_and_stands_on_one_leg(skel):
+  """`balance_reach`: `balance`'s mechanics (support sole flat and static, free foot up,
+  centre of mass over the support foot) with the trunk leaning and the pelvis listing
+  by the sampled amounts; `balance`'s own draws are untouched (same seed, same clip)."""
+  feet = kinematics.foot_contacts(skel).foot
+  idx = skel.coordinate_index
+  for seed in (2, 4):
+    m = sample_motion('balance_reach', seed, num_frames=300, skeleton=skel)
+    p = m.params
+    assert p['postures'][0]['kind'] in balance.REACH_POSTURES
+    assert -30.0 <= p['pelvis_tilt_deg'] <= -3.0 and -5.0 <= p['pelvis_hike_deg'] <= 28.0
+    assert 0.0 <= p['reach_depth'] <= 0.6
+    assert not violations('balance_reach', measure(m, skel))
+    holds = p['single_stance_frames']
+    assert holds
+    pts = kinematics.contact_points(skel, m.coordinates)
+    com = balance.center_of_mass(skel, m.coordinates)
+    deg = np.degrees(m.coordinates)
+    for first, end, support in holds:
+      sole = pts[first:end, feet == support]
+      assert np.ptp(sole[..., [0, 2]], axis=0).max() < 1e-3  # static
+      assert pts[first:end, feet != support][..., 1].min() > 0.04
+      heel, ball = sole[:, :2].mean(axis=1), sole[:, 2:4].mean(axis=1)
+      xz = [0, 2]
+      assert _segment_distance(com[first:end][:, xz], heel[:, xz], ball[:, xz]).max() < 0.04
+      # The mean lean, breathing by reach_depth, plus wobble (pelvis: 2.4 x its
+      # wobble; the style noise) within a margin.
+      margin = 2.4 * p['pelvis_wobble_deg'] + np.sqrt(6.0) * p['noise_deg'] + 1.0
+      tilt = deg[first:end, idx('pelvis_tilt')]
+      assert tilt.max() <= (1 - p['reach_depth']) * p['pelvis_tilt_deg'] + margin
+      assert tilt.min() >= p['pelvis_tilt_deg'] - margin
+      sign = 1.0 if support == 0 else -1.0  # + pelvis_list lifts the left side
+      hike = sign * deg[first:end, idx('pelvis_list')]
+      lo, hi = sorted([p['pelvis_hike_deg'], (1 - p['reach_depth']) * p['pelvis_hike_deg']])
+      assert lo - margin <= hike.min() and hike.max() <= hi + margin
+  a = sample_motion('balance', 5, num_frames=64, skeleton=skel)
+  assert 'reach_depth' not in a.params
+  np.testing.assert_array_equal(
+      a.coordinates, sample_motion('balance', 5, num_frames=64, skeleton=skel).coordinates)
+  r = balance.sample_balance_reach(np.random.default_rng(5))
+  b = balance.sample_balance(np.random.default_rng(5))
+  assert r['quiet_s'] == b['quiet_s'] and r['support_side'] == b['support_side']
 
 
 def test_balance_is_deterministic_and_windows_short_clips(skel):

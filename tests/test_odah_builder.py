@@ -171,8 +171,9 @@ def test_generation_config_checks_and_splits():
 
 def test_lab_family_cycle_gives_every_subject_one_balance_clip():
   """Each subject draws consecutive entries of LAB_FAMILIES from a random start (cyclic);
-  whatever the start, its four clips hold exactly one `balance`, and every registered
-  family in the cycle exists (1.3.0 added `turning` and `kneeling`)."""
+  whatever the start, its four clips hold exactly one single-leg balance clip (`balance`
+  or, from 1.4.0, `balance_reach`), and every registered family in the cycle exists
+  (1.3.0 added `turning` and `kneeling`)."""
   from odah_tfds import motions  # pylint: disable=g-import-not-at-top
   from odah_tfds.odah import odah_dataset_builder as builder  # pylint: disable=g-import-not-at-top
   cycle = builder.LAB_FAMILIES
@@ -180,9 +181,10 @@ def test_lab_family_cycle_gives_every_subject_one_balance_clip():
   assert lab.generation.families == cycle and lab.generation.clips_per_subject == 4
   assert set(cycle) <= set(motions.FAMILIES)
   assert set(motions.ODAH_1_FAMILIES) | {'turning', 'kneeling'} <= set(cycle)
+  assert set(builder.BALANCE_FAMILIES) <= set(cycle)
   for start in range(len(cycle)):
     four = [cycle[(start + k) % len(cycle)] for k in range(4)]
-    assert four.count('balance') == 1, (start, four)
+    assert sum(f in builder.BALANCE_FAMILIES for f in four) == 1, (start, four)
 
 
 @pytest.mark.slow

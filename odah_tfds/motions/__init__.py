@@ -2,7 +2,7 @@
 
 * `Motion` (base.py): the project model's 39 coordinates per frame + fps, family and
   sampled parameters; JSON / npz round trips.
-* `sample_motion`, `sample_any`, `FAMILIES` (procedural.py): 16 movement families
+* `sample_motion`, `sample_any`, `FAMILIES` (procedural.py): 17 movement families
   (walking, running, squat, sit-to-stand, lunge, jumping jacks, arm flexion and
   abduction, reaching, trunk flexion and rotation, stepping, jumping, single-leg
   balance, turning in place and half-kneeling), planted on the floor for a (scaled)

@@ -3,7 +3,7 @@
     from odah_tfds.motions import sample_motion, sample_any, FAMILIES
     m = sample_motion('walking', rng=0, duration=4.0)        # Motion, 60 fps
     m = sample_any(np.random.default_rng(1), num_frames=240)  # a random ODAH 1 family
-    m = sample_any(2, families=list(FAMILIES), num_frames=240)  # any of all 16
+    m = sample_any(2, families=list(FAMILIES), num_frames=240)  # any of all 17
 
 `FAMILIES` holds every family; `ODAH_1_FAMILIES` the 13 of the first ODAH release, in
 their registry order. "All families" (`families=None` in `sample_any` and in the
@@ -86,6 +86,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            turning.sample_turning, turning.make_turning, (4.0, 9.0)),
     Family('kneeling', 'going down to half-kneeling, holding, rising',
            kneeling.sample_kneeling, kneeling.make_kneeling, (5.0, 10.0)),
+    Family('balance_reach', 'single-leg balance with reach and trunk lean (Y-balance, '
+           'single-leg deadlift)', balance.sample_balance_reach, balance.make_balance,
+           (3.0, 7.0)),
 ]}
 
 # The 13 families of the first ODAH release, in registry order: what "all families"

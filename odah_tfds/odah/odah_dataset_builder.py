@@ -71,13 +71,16 @@ def _config(name, description, use_beam=False, needs_manual_files=False, version
                     generation=generate.GenerationConfig(**generation))
 
 
-# odah/lab's families: the 13 of ODAH 1, then `turning` and `kneeling` (1.3.0), with
-# 'balance' before every three, so that each subject's four clips (consecutive entries of
-# this cycle from a random start) include exactly one balance clip.
-LAB_FAMILIES = ('balance', 'walking', 'running', 'squat', 'balance', 'sit_to_stand', 'lunge',
-                'jumping_jacks', 'balance', 'arm_flexion', 'arm_abduction', 'reaching',
-                'balance', 'trunk_flexion', 'trunk_rotation', 'stepping', 'balance', 'jumping',
-                'turning', 'kneeling')
+# odah/lab's families: the 13 of ODAH 1, then `turning` and `kneeling` (1.3.0), with a
+# single-leg balance clip before every three, so that each subject's four clips
+# (consecutive entries of this cycle from a random start) include exactly one; three of
+# the five are `balance_reach` (1.4.0: the trunk leaning and the pelvis listing, which
+# `balance` keeps upright), two the upright `balance`.
+BALANCE_FAMILIES = ('balance', 'balance_reach')
+LAB_FAMILIES = ('balance', 'walking', 'running', 'squat', 'balance_reach', 'sit_to_stand',
+                'lunge', 'jumping_jacks', 'balance', 'arm_flexion', 'arm_abduction',
+                'reaching', 'balance_reach', 'trunk_flexion', 'trunk_rotation', 'stepping',
+                'balance_reach', 'jumping', 'turning', 'kneeling')
 
 # odah/lab's motions are sampled 6 s long (360 frames at 60 fps: one to two repetitions of
 # the slow families) and each clip is a random 32-frame window of one
@@ -97,6 +100,11 @@ LAB_RELEASE_NOTES = {
              'turns in place, 90-330 deg) and `kneeling` (down to half-kneeling, hold, up), '
              'in the family cycle after `jumping` (LAB_FAMILIES: 20 entries, one `balance` in '
              'every four). Sizes and other distributions unchanged.',
+    '1.4.0': 'Three of the five single-leg balance entries of the family cycle are the new '
+             '`balance_reach` (reach tests: the trunk leaning forward 0-45 deg, the pelvis '
+             'listing -5..28 deg, the free leg mostly reaching back), which covers the poses '
+             'of the real capture that 1.3.0 lacks (its upright `balance` leans the trunk '
+             '0-4 deg). Sizes and other distributions unchanged.',
 }
 
 PAPER_RELEASE_NOTES = {
@@ -106,6 +114,7 @@ PAPER_RELEASE_NOTES = {
              '(launch/flags/paper_stage1.flags): lab rigs, LAB_FAMILIES, 30 % bare torsos, '
              'random 64-frame windows of 6-s motions.',
     '1.3.0': "`lab`'s 1.3.0 families (`turning` and `kneeling` added).",
+    '1.4.0': "`lab`'s 1.4.0 families (`balance_reach` in three of the five balance entries).",
 }
 
 CONFIGS = [
@@ -131,16 +140,17 @@ CONFIGS = [
             'render/cameras.py RIGS), single-leg balance in about a quarter of the clips '
             '(at least one of each subject\'s four), 30 % bare torsos, 256x256 images and 128x128 '
             'crops (the `mid` BANet preset). Each clip is a random 32-frame window of a '
-            '6-s motion (1.2.0); turning and kneeling are among the families (1.3.0).',
-            version='1.3.0', release_notes=LAB_RELEASE_NOTES,
+            '6-s motion (1.2.0); turning and kneeling are among the families (1.3.0); '
+            'three in five balance clips lean the trunk and list the pelvis (1.4.0).',
+            version='1.4.0', release_notes=LAB_RELEASE_NOTES,
             subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, motion_frames=LAB_MOTION_FRAMES,
             image_size=(256, 256), crop_size=128, rig='lab', bare_torso_probability=0.3,
             families=LAB_FAMILIES),
-    _config('paper', 'Paper-like scale with the distributions of `lab` (1.3.0): 440 subjects '
+    _config('paper', 'Paper-like scale with the distributions of `lab` (1.4.0): 440 subjects '
             '(400/20/20), 8 clips of 64 frames at 60 fps (random windows of 6-s motions), '
             'lab camera rigs, single-leg balance, 30 % bare torsos, 512x512 images, 256x256 '
             'crops (the `paper` BANet preset). Generates through Apache Beam.',
-            version='1.3.0', release_notes=PAPER_RELEASE_NOTES,
+            version='1.4.0', release_notes=PAPER_RELEASE_NOTES,
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,
             motion_frames=LAB_MOTION_FRAMES, image_size=(512, 512), crop_size=256, rig='lab',
             bare_torso_probability=0.3, families=LAB_FAMILIES),
