@@ -145,28 +145,36 @@ def _segment_distance(p, a, b):
   return np.linalg.norm(p - (a + s[..., None] * ab), axis=-1)
 
 
+def _check_one_leg_holds(m, skel):
+  """Asserts, for every hold of a `balance` / `balance_reach` clip, that the support sole
+  is static on the floor, the free foot is at least 4 cm up and the centre of mass is over
+  the support foot; yields (first, end, support, sole points, free-foot points) per hold."""
+  feet = kinematics.foot_contacts(skel).foot
+  holds = m.params['single_stance_frames']
+  assert holds, m.params
+  pts = kinematics.contact_points(skel, m.coordinates)
+  com = balance.center_of_mass(skel, m.coordinates)
+  for first, end, support in holds:
+    sole = pts[first:end, feet == support]  # (T, 6, 3)
+    assert np.ptp(sole[..., [0, 2]], axis=0).max() < 1e-3  # static
+    free = pts[first:end, feet != support]
+    assert free[..., 1].min() > 0.04  # lifted by at least 4 cm (designed: from 5 cm)
+    # Centre of mass over the foot: near its heel-to-ball line (horizontal plane).
+    heel, ball = sole[:, :2].mean(axis=1), sole[:, 2:4].mean(axis=1)
+    xz = [0, 2]
+    assert _segment_distance(com[first:end][:, xz], heel[:, xz], ball[:, xz]).max() < 0.04
+    yield first, end, support, sole, free
+
+
 def test_balance_stands_on_one_leg(balance_clips, skel):
   """In every hold the support sole is flat and static on the floor, the free foot is
   in the air clear of the support leg, the centre of mass is over the support foot."""
-  feet = kinematics.foot_contacts(skel).foot
   for m in balance_clips:
-    holds = m.params['single_stance_frames']
-    assert holds, m.params
-    pts = kinematics.contact_points(skel, m.coordinates)
     pos, _ = kinematics.body_poses(skel, m.coordinates)
-    com = balance.center_of_mass(skel, m.coordinates)
-    for first, end, support in holds:
+    for first, end, support, sole, free in _check_one_leg_holds(m, skel):
       assert end - first >= 30
-      sole = pts[first:end, feet == support]  # (T, 6, 3)
       assert np.abs(sole[..., 1]).max() < plausibility.STANCE_HEIGHT  # flat: all 6 down
-      assert np.ptp(sole[..., [0, 2]], axis=0).max() < 1e-3  # static
-      free = pts[first:end, feet != support]
-      assert free[..., 1].min() > 0.04  # lifted by at least 4 cm (designed: 5-40 cm)
       assert free[..., 1].min(axis=1).max() < 0.45
-      # Centre of mass over the foot: near its heel-to-ball line (horizontal plane).
-      heel, ball = sole[:, :2].mean(axis=1), sole[:, 2:4].mean(axis=1)
-      xz = [0, 2]
-      assert _segment_distance(com[first:end][:, xz], heel[:, xz], ball[:, xz]).max() < 0.04
       # The free foot, ankle and knee stay clear of the support leg's bones (axes).
       s, f = kinematics.SIDES[support], kinematics.SIDES[1 - support]
       hip, knee, ankle = (pos[first:end, None, skel.body_index(f'{b}_{s}')]
@@ -200,7 +208,6 @@ def test_balance_reach_leans_in_its_sampled_ranges_and_stands_on_one_leg(skel):
   """`balance_reach`: `balance`'s mechanics (support sole flat and static, free foot up,
   centre of mass over the support foot) with the trunk leaning and the pelvis listing
   by the sampled amounts; `balance`'s own draws are untouched (same seed, same clip)."""
-  feet = kinematics.foot_contacts(skel).foot
   idx = skel.coordinate_index
   for seed in (2, 4):
     m = sample_motion('balance_reach', seed, num_frames=300, skeleton=skel)
@@ -209,18 +216,8 @@ def test_balance_reach_leans_in_its_sampled_ranges_and_stands_on_one_leg(skel):
     assert -30.0 <= p['pelvis_tilt_deg'] <= -3.0 and -5.0 <= p['pelvis_hike_deg'] <= 28.0
     assert 0.0 <= p['reach_depth'] <= 0.6
     assert not violations('balance_reach', measure(m, skel))
-    holds = p['single_stance_frames']
-    assert holds
-    pts = kinematics.contact_points(skel, m.coordinates)
-    com = balance.center_of_mass(skel, m.coordinates)
     deg = np.degrees(m.coordinates)
-    for first, end, support in holds:
-      sole = pts[first:end, feet == support]
-      assert np.ptp(sole[..., [0, 2]], axis=0).max() < 1e-3  # static
-      assert pts[first:end, feet != support][..., 1].min() > 0.04
-      heel, ball = sole[:, :2].mean(axis=1), sole[:, 2:4].mean(axis=1)
-      xz = [0, 2]
-      assert _segment_distance(com[first:end][:, xz], heel[:, xz], ball[:, xz]).max() < 0.04
+    for first, end, support, _, _ in _check_one_leg_holds(m, skel):
       # The mean lean, breathing by reach_depth, plus wobble (pelvis: 2.4 x its
       # wobble; the style noise) within a margin.
       margin = 2.4 * p['pelvis_wobble_deg'] + np.sqrt(6.0) * p['noise_deg'] + 1.0
