@@ -9,6 +9,10 @@ Metrics over a set of frames (the paper's headline is the first):
   joint centres), root-relative (the pelvis joint centre subtracted), millimetres.
 * `scale_mae`: mean absolute error of the (B, 3) body scale factors (unitless; 0.01 is
   1 % of the generic segment).
+* `tracking` (`coordinate_tracking`, BANet only): per rotational coordinate, whether the
+  prediction moves with the truth: their Pearson correlation and the ratio of their
+  standard deviations. An MAE near the mean pose's can hide a constant answer; these
+  show it (a network that answers the mean has a spread ratio near 0).
 Plain numpy on host arrays; the points come from the skeleton layer.
 """
 
@@ -89,6 +93,53 @@ def summarize(layout: OutputLayout, errors: Mapping[str, np.ndarray]) -> dict:
   }
 
 
+def coordinate_tracking(layout: OutputLayout, pred_coords, gt_coords) -> dict[str, dict]:
+  """Does the prediction move with the truth? Per evaluated rotational coordinate.
+
+  Args:
+    pred_coords, gt_coords: (N, C) radians, N >= 2 frames (of any number of clips).
+
+  Returns:
+    {name: {'r': Pearson correlation of prediction and truth (None when either is
+    constant), 'spread_ratio': the prediction's standard deviation over the truth's
+    (None when the truth is constant), 'truth_sd_deg'}}. Each series is taken as its
+    wrapped deviations from its own circular mean, so angles near +-180 deg do not split.
+  """
+  pred, gt = np.asarray(pred_coords, np.float64), np.asarray(gt_coords, np.float64)
+  if pred.shape != gt.shape or pred.ndim != 2 or len(pred) < 2:
+    raise ValueError(f'coordinate_tracking needs two (N >= 2, C) arrays, got {pred.shape} '
+                     f'and {gt.shape}')
+  rot, _ = evaluated_coordinates(layout)
+
+  def deviations(x):
+    centre = np.arctan2(np.sin(x).mean(0), np.cos(x).mean(0))
+    return _wrap(x - centre)
+
+  p, g = deviations(pred[:, rot]), deviations(gt[:, rot])
+  p_sd, g_sd = p.std(0), g.std(0)
+  tiny = 1e-9  # rad: below this a series counts as constant
+  out = {}
+  for k, c in enumerate(rot):
+    moving = p_sd[k] > tiny and g_sd[k] > tiny
+    r = float(np.mean((p[:, k] - p[:, k].mean()) * (g[:, k] - g[:, k].mean()))
+              / (p_sd[k] * g_sd[k])) if moving else None
+    out[layout.skeleton.coordinate_names[c]] = {
+        'r': r, 'spread_ratio': float(p_sd[k] / g_sd[k]) if g_sd[k] > tiny else None,
+        'truth_sd_deg': float(np.degrees(g_sd[k]))}
+  return out
+
+
+def tracking_table(tracking: Mapping[str, Mapping]) -> str:
+  """Markdown rows of `coordinate_tracking`'s result."""
+  lines = ['| coordinate | r (prediction, truth) | spread ratio | truth sd (deg) |',
+           '|---|---|---|---|']
+  fmt = lambda v: '-' if v is None else f'{v:.2f}'
+  for name, t in tracking.items():
+    lines.append(f'| {name} | {fmt(t["r"])} | {fmt(t["spread_ratio"])} | '
+                 f'{t["truth_sd_deg"]:.1f} |')
+  return '\n'.join(lines) + '\n'
+
+
 def mean_pose(layout: OutputLayout, coordinates, scales) -> tuple[np.ndarray, np.ndarray]:
   """The baseline's constant prediction from training data: circular mean of each
   rotational coordinate, mean of the rest, mean scale factors; global translations 0
@@ -137,7 +188,12 @@ def write_report(out_dir: str | pathlib.Path, results: Mapping[str, Mapping]) ->
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / 'metrics.json').write_text(json.dumps(results, indent=2))
-  (out_dir / 'metrics.md').write_text(markdown_table(results))
+  text = markdown_table(results)
+  for method, summary in results.items():
+    if summary.get('tracking'):
+      text += (f'\n{method}: does the prediction move with the truth? (`coordinate_tracking`: '
+               'a spread ratio near 0 is a constant answer)\n\n' + tracking_table(summary['tracking']))
+  (out_dir / 'metrics.md').write_text(text)
   return {'json': str(out_dir / 'metrics.json'), 'markdown': str(out_dir / 'metrics.md')}
 
 
@@ -276,6 +332,7 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
   selected = select_clips(source, families, max_clips)
   count = len(selected)
   errors = {'BANet': [], 'mean-pose baseline': []}
+  predicted, truth = [], []  # (T, C) per clip, for `coordinate_tracking`
   skel = layout.skeleton
   plotted = [n for n in PLOTTED_COORDINATES if n in skel.coordinate_names]
   for i, index in enumerate(selected):
@@ -286,6 +343,8 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
     pred = predictor.predict_clip(clip)
     pred_s = np.broadcast_to(pred['scales'], gt_s.shape)
     errors['BANet'].append(frame_metrics(layout, pred['coordinates'], pred_s, gt_q, gt_s))
+    predicted.append(pred['coordinates'])
+    truth.append(gt_q)
     base_q = np.broadcast_to(mean_q, gt_q.shape)
     errors['mean-pose baseline'].append(frame_metrics(layout, base_q, np.broadcast_to(
         mean_s, gt_s.shape), gt_q, gt_s))
@@ -304,6 +363,9 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
     merged = {k: np.concatenate([e[k] for e in per_clip]) for k in per_clip[0]}
     results[method] = summarize(layout, merged)
   results['BANet']['checkpoint_step'] = int(predictor.step)
+  if sum(map(len, truth)) >= 2:
+    results['BANet']['tracking'] = coordinate_tracking(layout, np.concatenate(predicted),
+                                                       np.concatenate(truth))
   write_report(out_dir, results)
   plot_coordinate_errors(out_dir / 'coordinate_errors.png', results)
   return results

@@ -6,9 +6,10 @@ r"""Evaluate a trained BANet on an ODAH split, next to the mean-pose baseline.
         --families=balance,balance_reach          # only some motion families' clips
 
 Writes metrics.json and metrics.md (coordinate MAE in degrees, its per-coordinate rows,
-root-relative MPJPE of the 44 points in mm, body-scale error), coordinate_errors.png,
+root-relative MPJPE of the 44 points in mm, body-scale error, and per coordinate whether
+the prediction moves with the truth: correlation and spread ratio), coordinate_errors.png,
 angle-curve plots for a few clips, and the predictions of a few clips as OpenSim files
-(exports/<clip>.mot, .trc, .osim). Prints the table.
+(exports/<clip>.mot, .trc, .osim). Prints the tables.
 """
 
 from __future__ import annotations

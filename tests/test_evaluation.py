@@ -110,3 +110,41 @@ def test_select_clips_by_motion_family():
     evaluation.select_clips(source, ['kneeling'])
   with pytest.raises(ValueError, match='no motion_family'):
     evaluation.select_clips([{'coordinates': np.zeros((2, 3))}], ['walking'])
+
+
+def test_coordinate_tracking_against_hand_computed_values(layout, tmp_path):
+  """r and spread ratio per coordinate: a prediction that follows the truth at half its
+  amplitude (r 1, ratio 0.5), one that runs against it (r -1), a constant answer (r
+  None, ratio 0), and a series that crosses +-180 deg (wrapped, so r 1, ratio 1)."""
+  names = layout.skeleton.coordinate_names
+  gt, _ = _gt(layout, 50)
+  pred = gt.copy()
+  wave = np.radians(20.0) * np.sin(np.linspace(0.0, 6.0, 50))
+  knee, elbow, hip, rot = (names.index(n) for n in
+                           ('knee_angle_r', 'elbow_flex_r', 'hip_flexion_r', 'pelvis_rotation'))
+  gt[:, knee] += wave
+  pred[:, knee] += 0.5 * wave + np.radians(7.0)  # an offset changes neither figure
+  gt[:, elbow] += wave
+  pred[:, elbow] -= wave
+  gt[:, hip] += wave  # pred[:, hip] stays constant
+  gt[:, rot] = np.pi + wave
+  pred[:, rot] = np.pi + wave
+  tracking = evaluation.coordinate_tracking(layout, pred, gt)
+  assert tracking['knee_angle_r']['r'] == pytest.approx(1.0)
+  assert tracking['knee_angle_r']['spread_ratio'] == pytest.approx(0.5)
+  assert tracking['knee_angle_r']['truth_sd_deg'] == pytest.approx(np.degrees(wave.std()))
+  assert tracking['elbow_flex_r']['r'] == pytest.approx(-1.0)
+  assert tracking['hip_flexion_r']['r'] is None
+  assert tracking['hip_flexion_r']['spread_ratio'] == pytest.approx(0.0)
+  assert tracking['pelvis_rotation']['r'] == pytest.approx(1.0)
+  assert tracking['pelvis_rotation']['spread_ratio'] == pytest.approx(1.0)
+  assert tracking['lumbar_bending']['spread_ratio'] is None  # the truth never moves
+  assert 'pelvis_tx' not in tracking  # translations are not rotational coordinates
+  with pytest.raises(ValueError, match='two'):
+    evaluation.coordinate_tracking(layout, pred[:1], gt[:1])
+  summary = evaluation.summarize(layout, evaluation.frame_metrics(
+      layout, pred, np.ones((50, len(layout.skeleton.body_names), 3)),
+      gt, np.ones((50, len(layout.skeleton.body_names), 3))))
+  summary['tracking'] = tracking
+  table = open(evaluation.write_report(tmp_path, {'BANet': summary})['markdown']).read()
+  assert '| knee_angle_r | 1.00 | 0.50 |' in table and '| hip_flexion_r | - | 0.00 |' in table

@@ -228,8 +228,19 @@ def test_balance_reach_leans_in_its_sampled_ranges_and_stands_on_one_leg(skel):
       hike = sign * deg[first:end, idx('pelvis_list')]
       lo, hi = sorted([p['pelvis_hike_deg'], (1 - p['reach_depth']) * p['pelvis_hike_deg']])
       assert lo - margin <= hike.min() and hike.max() <= hi + margin
+  # 'hip_out' (seed 11: the right hand on the hip): that elbow held at its sampled
+  # angle, the arm down by the side; the other arm raised out.
+  m = sample_motion('balance_reach', 11, num_frames=300, skeleton=skel)
+  p, deg = m.params, np.degrees(m.coordinates)
+  assert p['arms'] == 'hip_out' and p['hip_hand_side'] == 0
+  assert 70.0 <= p['hip_hand_elbow_deg'] <= 110.0
+  noise = np.sqrt(6.0) * p['noise_deg'] + 0.5
+  np.testing.assert_allclose(deg[:, idx('elbow_flex_r')], p['hip_hand_elbow_deg'], atol=noise)
+  np.testing.assert_allclose(deg[:, idx('arm_add_r')], -35.0, atol=noise)
+  assert deg[:, idx('arm_add_l')].min() < -60.0
+  assert not violations('balance_reach', measure(m, skel))
   a = sample_motion('balance', 5, num_frames=64, skeleton=skel)
-  assert 'reach_depth' not in a.params
+  assert 'reach_depth' not in a.params and 'hip_hand_side' not in a.params
   np.testing.assert_array_equal(
       a.coordinates, sample_motion('balance', 5, num_frames=64, skeleton=skel).coordinates)
   r = balance.sample_balance_reach(np.random.default_rng(5))

@@ -100,7 +100,10 @@ MIN_HOLD_S = 1.0  # s, shortest hold on either leg when the clip switches legs
 # forward lifts it 0.4-0.8 m).
 REACH_POSTURES = ('back', 'side', 'forward')
 REACH_POSTURE_PROBABILITY = (0.5, 0.25, 0.25)
-REACH_ARM_PROBABILITY = (0.7, 0.1, 0.2)  # out, hips, forward
+# 'hip_out': one hand on the hip, the other arm out (the real capture's posture: its
+# right elbow bent 35-105 deg was 63 deg from the nearest odah/lab 1.4.0 frame).
+REACH_ARM_STYLES = ('out', 'hips', 'forward', 'hip_out')
+REACH_ARM_PROBABILITY = (0.45, 0.1, 0.15, 0.3)
 REACH_MAX_CLEARANCE = 0.80  # m
 
 # Segment mass fractions (de Leva 1996, males, Table 4) on the project model's bodies:
@@ -197,7 +200,8 @@ def sample_balance_reach(rng) -> dict:
     range: the sole's edge lifts), the lumbar spine bending over the support foot by
     -0.5..0.8 x the list (against it or with it: the reference bends with it) plus
     -6..6; stronger corrections (3-8) and pelvis turns (-10..10);
-  * arms: out 70 % (flexion -40..20: also swept back), hips 10 %, forward 20 %; the
+  * arms: out 45 % (flexion -40..20: also swept back), hips 10 %, forward 15 %, one
+    hand on the hip (elbow 70-110) and the other arm out 30 % (either side); the
     humerus turned -30..30 further;
   * the lift takes 1.0-1.6 s (`balance`: 0.8-1.3);
   * the reach: the lean (tilt, extension, list, side bend) breathes in and out by
@@ -218,10 +222,12 @@ def sample_balance_reach(rng) -> dict:
       trunk_extension_deg=_u(rng, -10.0, 0.8 * abs(tilt)),
       pelvis_hike_deg=hike, trunk_side_lean_deg=_u(rng, -0.5, 0.8) * hike + _u(rng, -6.0, 6.0),
       trunk_correction_deg=_u(rng, 3.0, 8.0), pelvis_rotation_deg=_u(rng, -10.0, 10.0),
-      arms=str(rng.choice(ARM_STYLES, p=REACH_ARM_PROBABILITY)),
+      arms=str(rng.choice(REACH_ARM_STYLES, p=REACH_ARM_PROBABILITY)),
       arm_out_flexion_deg=_u(rng, -40.0, 20.0), arm_rotation_deg=_u(rng, -30.0, 30.0),
       reach_depth=_u(rng, 0.0, 0.6), reach_period_s=_u(rng, 2.0, 4.0),
       reach_phase=_u(rng, 0.0, 1.0), max_clearance=REACH_MAX_CLEARANCE)
+  # Drawn last, so that every other draw is 1.4.0's for the same seed.
+  p.update(hip_hand_side=int(rng.integers(2)), hip_hand_elbow_deg=_u(rng, 70.0, 110.0))
   return p
 
 
@@ -338,11 +344,19 @@ def _design(ctx: fam.Context, params: dict, plan: _Plan, postures) -> dict:
   # Arms: hands on the hips throughout, or raised out / forward during the shift and
   # lift, waving in the hold (see-saw: the right arm rises as the trunk bends right,
   # the left one falls, which keeps them level in the world).
-  style = params['arms']
+  # 'hip_out' (`balance_reach`): the side `hip_hand_side` as 'hips', the other 'out'; the
+  # hip hands of `balance_reach` bend the elbow by `hip_hand_elbow_deg`, `balance`'s by 95.
+  styles = [params['arms']] * 2
+  if params['arms'] == 'hip_out':
+    styles = ['out', 'out']
+    styles[params['hip_hand_side']] = 'hips'
   waves = _bounded_noise(seed + 4, t, 4, 0.5 * params['arm_wave_hz'], params['arm_wave_hz'])
-  if style == 'hips':
-    fam._arm_pose(deg, ctx, 'hips', None)
-  for k, s in enumerate(kinematics.SIDES if style != 'hips' else ()):
+  for k, (s, style) in enumerate(zip(kinematics.SIDES, styles)):
+    if style == 'hips':
+      fam._arm_pose(deg, ctx, 'hips', None, sides=(s,))
+      if 'hip_hand_elbow_deg' in params:
+        deg[:, idx(f'elbow_flex_{s}')] = params['hip_hand_elbow_deg']
+      continue
     see_saw = 1.0 if k == 0 else -1.0
     wave = params['arm_wave_deg'] * (0.7 * see_saw * correction + 0.3 * waves[:, k]) * single
     rest_abd = params['arm_abduction_deg']

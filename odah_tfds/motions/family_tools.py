@@ -300,9 +300,10 @@ def _sway(ctx, params, amp=0.01):
   return curves.smooth_noise(rng, ctx.t, 2, amp, min_hz=0.05, max_hz=0.3)
 
 
-def _arm_pose(deg, ctx, style, amount):
-  """Adds an arm posture (deg), scaled by amount (T,) in [0, 1] for 'forward'."""
-  for s in kinematics.SIDES:
+def _arm_pose(deg, ctx, style, amount, sides=kinematics.SIDES):
+  """Adds an arm posture (deg) to the arms of `sides`, scaled by amount (T,) in [0, 1]
+  for 'forward'."""
+  for s in sides:
     i = ctx.index
     if style == 'forward':
       deg[:, i(f'arm_flex_{s}')] += 85.0 * amount

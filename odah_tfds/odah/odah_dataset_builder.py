@@ -105,6 +105,10 @@ LAB_RELEASE_NOTES = {
              'listing -5..28 deg, the free leg mostly reaching back), which covers the poses '
              'of the real capture that 1.3.0 lacks (its upright `balance` leans the trunk '
              '0-4 deg). Sizes and other distributions unchanged.',
+    '1.5.0': '`balance_reach` clips hold one hand on the hip (elbow 70-110 deg) with the '
+             'other arm out in 30 % of them (either side), as the real capture does (its '
+             'right elbow was 63 deg from the nearest 1.4.0 frame); arms out 45 %, hands on '
+             'both hips 10 %, forward 15 %. Every other draw is 1.4.0\'s.',
 }
 
 PAPER_RELEASE_NOTES = {
@@ -115,6 +119,7 @@ PAPER_RELEASE_NOTES = {
              'random 64-frame windows of 6-s motions.',
     '1.3.0': "`lab`'s 1.3.0 families (`turning` and `kneeling` added).",
     '1.4.0': "`lab`'s 1.4.0 families (`balance_reach` in three of the five balance entries).",
+    '1.5.0': "`lab`'s 1.5.0 arms (`balance_reach`: one hand on the hip, the other arm out).",
 }
 
 CONFIGS = [
@@ -141,16 +146,17 @@ CONFIGS = [
             '(at least one of each subject\'s four), 30 % bare torsos, 256x256 images and 128x128 '
             'crops (the `mid` BANet preset). Each clip is a random 32-frame window of a '
             '6-s motion (1.2.0); turning and kneeling are among the families (1.3.0); '
-            'three in five balance clips lean the trunk and list the pelvis (1.4.0).',
-            version='1.4.0', release_notes=LAB_RELEASE_NOTES,
+            'three in five balance clips lean the trunk and list the pelvis (1.4.0), '
+            'some with one hand on the hip and the other arm out (1.5.0).',
+            version='1.5.0', release_notes=LAB_RELEASE_NOTES,
             subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, motion_frames=LAB_MOTION_FRAMES,
             image_size=(256, 256), crop_size=128, rig='lab', bare_torso_probability=0.3,
             families=LAB_FAMILIES),
-    _config('paper', 'Paper-like scale with the distributions of `lab` (1.4.0): 440 subjects '
+    _config('paper', 'Paper-like scale with the distributions of `lab` (1.5.0): 440 subjects '
             '(400/20/20), 8 clips of 64 frames at 60 fps (random windows of 6-s motions), '
             'lab camera rigs, single-leg balance, 30 % bare torsos, 512x512 images, 256x256 '
             'crops (the `paper` BANet preset). Generates through Apache Beam.',
-            version='1.4.0', release_notes=PAPER_RELEASE_NOTES,
+            version='1.5.0', release_notes=PAPER_RELEASE_NOTES,
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,
             motion_frames=LAB_MOTION_FRAMES, image_size=(512, 512), crop_size=256, rig='lab',
             bare_torso_probability=0.3, families=LAB_FAMILIES),
