@@ -93,6 +93,29 @@ def summarize(layout: OutputLayout, errors: Mapping[str, np.ndarray]) -> dict:
   }
 
 
+# rad: a series whose standard deviation is below this is held (e.g. the mean pose's),
+# up to float rounding.
+STILL_RAD = 1e-6
+
+
+def _circular_deviations(x) -> np.ndarray:
+  """(N,) angles (rad) as wrapped differences from their circular mean."""
+  x = np.asarray(x, np.float64)
+  return _wrap(x - np.arctan2(np.sin(x).mean(), np.cos(x).mean()))
+
+
+def series_tracking(pred, truth) -> tuple[float | None, float | None]:
+  """(Pearson r, standard-deviation ratio prediction / truth) of two (N,) angle series
+  (radians), each taken as its wrapped deviations from its own circular mean (so angles
+  near +-180 deg do not split); r is None when either series is held, the ratio when the
+  truth is."""
+  p, g = _circular_deviations(pred), _circular_deviations(truth)
+  p_sd, g_sd = p.std(), g.std()
+  r = (float(np.mean((p - p.mean()) * (g - g.mean())) / (p_sd * g_sd))
+       if p_sd > STILL_RAD and g_sd > STILL_RAD else None)
+  return r, (float(p_sd / g_sd) if g_sd > STILL_RAD else None)
+
+
 def coordinate_tracking(layout: OutputLayout, pred_coords, gt_coords) -> dict[str, dict]:
   """Does the prediction move with the truth? Per evaluated rotational coordinate.
 
@@ -100,32 +123,19 @@ def coordinate_tracking(layout: OutputLayout, pred_coords, gt_coords) -> dict[st
     pred_coords, gt_coords: (N, C) radians, N >= 2 frames (of any number of clips).
 
   Returns:
-    {name: {'r': Pearson correlation of prediction and truth (None when either is
-    constant), 'spread_ratio': the prediction's standard deviation over the truth's
-    (None when the truth is constant), 'truth_sd_deg'}}. Each series is taken as its
-    wrapped deviations from its own circular mean, so angles near +-180 deg do not split.
+    {name: {'r', 'spread_ratio'} (`series_tracking`), 'truth_sd_deg'}}.
   """
   pred, gt = np.asarray(pred_coords, np.float64), np.asarray(gt_coords, np.float64)
   if pred.shape != gt.shape or pred.ndim != 2 or len(pred) < 2:
     raise ValueError(f'coordinate_tracking needs two (N >= 2, C) arrays, got {pred.shape} '
                      f'and {gt.shape}')
   rot, _ = evaluated_coordinates(layout)
-
-  def deviations(x):
-    centre = np.arctan2(np.sin(x).mean(0), np.cos(x).mean(0))
-    return _wrap(x - centre)
-
-  p, g = deviations(pred[:, rot]), deviations(gt[:, rot])
-  p_sd, g_sd = p.std(0), g.std(0)
-  tiny = 1e-9  # rad: below this a series counts as constant
   out = {}
-  for k, c in enumerate(rot):
-    moving = p_sd[k] > tiny and g_sd[k] > tiny
-    r = float(np.mean((p[:, k] - p[:, k].mean()) * (g[:, k] - g[:, k].mean()))
-              / (p_sd[k] * g_sd[k])) if moving else None
+  for c in rot:
+    r, ratio = series_tracking(pred[:, c], gt[:, c])
     out[layout.skeleton.coordinate_names[c]] = {
-        'r': r, 'spread_ratio': float(p_sd[k] / g_sd[k]) if g_sd[k] > tiny else None,
-        'truth_sd_deg': float(np.degrees(g_sd[k]))}
+        'r': r, 'spread_ratio': ratio,
+        'truth_sd_deg': float(np.degrees(_circular_deviations(gt[:, c]).std()))}
   return out
 
 

@@ -100,11 +100,9 @@ def tracking(q, ref_q, i) -> tuple[float, float]:
   """(Pearson r, std ratio) of coordinate i of q against the reference over the frames:
   does the curve move with the reference's, and by how much (1: as much). r is nan for a
   curve that does not move."""
-  a, b = np.asarray(q, np.float64)[:, i], np.asarray(ref_q, np.float64)[:, i]
-  still = 1e-6  # rad: a held coordinate (the mean pose's), up to float rounding
-  ratio = float(a.std() / b.std()) if b.std() > still else float('nan')
-  r = float(np.corrcoef(a, b)[0, 1]) if a.std() > still and b.std() > still else float('nan')
-  return r, ratio
+  from banet_jax import evaluation  # pylint: disable=g-import-not-at-top  (the BANet stack: not for --help)
+  r, ratio = evaluation.series_tracking(np.asarray(q)[:, i], np.asarray(ref_q)[:, i])
+  return (float('nan') if r is None else r), (float('nan') if ratio is None else ratio)
 
 
 APPEARANCES = ('real', 'grey', 'silhouette', 'odah_stats')
