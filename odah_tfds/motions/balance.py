@@ -100,8 +100,9 @@ MIN_HOLD_S = 1.0  # s, shortest hold on either leg when the clip switches legs
 # forward lifts it 0.4-0.8 m).
 REACH_POSTURES = ('back', 'side', 'forward')
 REACH_POSTURE_PROBABILITY = (0.5, 0.25, 0.25)
-# 'hip_out': one hand on the hip, the other arm out (the real capture's posture: its
-# right elbow bent 35-105 deg was 63 deg from the nearest odah/lab 1.4.0 frame).
+# 'hip_out': one hand on the hip, the other arm out (the stork test's hands with a free
+# arm). Added for the real capture's bent right elbow (63 deg from the nearest odah/lab
+# 1.4.0 frame); its frames show that arm raised, not on the hip (MODEL_CARD.md).
 REACH_ARM_STYLES = ('out', 'hips', 'forward', 'hip_out')
 REACH_ARM_PROBABILITY = (0.45, 0.1, 0.15, 0.3)
 REACH_MAX_CLEARANCE = 0.80  # m

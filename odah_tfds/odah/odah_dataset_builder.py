@@ -106,8 +106,9 @@ LAB_RELEASE_NOTES = {
              'of the real capture that 1.3.0 lacks (its upright `balance` leans the trunk '
              '0-4 deg). Sizes and other distributions unchanged.',
     '1.5.0': '`balance_reach` clips hold one hand on the hip (elbow 70-110 deg) with the '
-             'other arm out in 30 % of them (either side), as the real capture does (its '
-             'right elbow was 63 deg from the nearest 1.4.0 frame); arms out 45 %, hands on '
+             'other arm out in 30 % of them (either side), for the real capture\'s bent right '
+             'elbow (63 deg from the nearest 1.4.0 frame; its frames show that arm raised, '
+             'not on the hip); arms out 45 %, hands on '
              'both hips 10 %, forward 15 %. Every other draw is 1.4.0\'s.',
 }
 
