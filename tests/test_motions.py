@@ -228,9 +228,9 @@ def test_balance_reach_leans_in_its_sampled_ranges_and_stands_on_one_leg(skel):
       hike = sign * deg[first:end, idx('pelvis_list')]
       lo, hi = sorted([p['pelvis_hike_deg'], (1 - p['reach_depth']) * p['pelvis_hike_deg']])
       assert lo - margin <= hike.min() and hike.max() <= hi + margin
-  # 'hip_out' (seed 11: the right hand on the hip): that elbow held at its sampled
+  # 'hip_out' (seed 6: the right hand on the hip): that elbow held at its sampled
   # angle, the arm down by the side; the other arm raised out.
-  m = sample_motion('balance_reach', 11, num_frames=300, skeleton=skel)
+  m = sample_motion('balance_reach', 6, num_frames=300, skeleton=skel)
   p, deg = m.params, np.degrees(m.coordinates)
   assert p['arms'] == 'hip_out' and p['hip_hand_side'] == 0
   assert 70.0 <= p['hip_hand_elbow_deg'] <= 110.0
@@ -239,6 +239,35 @@ def test_balance_reach_leans_in_its_sampled_ranges_and_stands_on_one_leg(skel):
   np.testing.assert_allclose(deg[:, idx('arm_add_r')], -35.0, atol=noise)
   assert deg[:, idx('arm_add_l')].min() < -60.0
   assert not violations('balance_reach', measure(m, skel))
+  # 'bent_out' (seeds 1 and 3: the right, then the left arm bent): once the arms are up
+  # (the last 60 frames are in the hold), the bent arm is at its sampled elbow, rotation
+  # and flexion (plus the style noise) and abduction (plus half the wave, <= 0.5 x 2.4 x
+  # 20 deg); the forearm points forward to up, the hand above the elbow when the humerus
+  # is turned out by more than 45 deg; the other arm is out with a near-straight elbow.
+  for seed, side in ((1, 'r'), (3, 'l')):
+    m = sample_motion('balance_reach', seed, num_frames=300, skeleton=skel)
+    p, deg = m.params, np.degrees(m.coordinates[-60:])
+    other = 'l' if side == 'r' else 'r'
+    assert p['arms'] == 'bent_out' and 'rl'[p['bent_arm_side']] == side
+    assert 60.0 <= p['bent_arm_elbow_deg'] <= 120.0
+    assert -70.0 <= p['bent_arm_rotation_deg'] <= -10.0
+    assert 40.0 <= p['bent_arm_abduction_deg'] <= 90.0
+    assert -20.0 <= p['bent_arm_flexion_deg'] <= 30.0
+    noise = np.sqrt(6.0) * p['noise_deg'] + 0.5
+    for name, key in (('elbow_flex', 'bent_arm_elbow_deg'), ('arm_rot', 'bent_arm_rotation_deg'),
+                      ('arm_flex', 'bent_arm_flexion_deg')):
+      np.testing.assert_allclose(deg[:, idx(f'{name}_{side}')], p[key], atol=noise)
+    np.testing.assert_allclose(-deg[:, idx(f'arm_add_{side}')], p['bent_arm_abduction_deg'],
+                               atol=noise + 24.0)
+    assert deg[:, idx(f'elbow_flex_{other}')].max() <= 30.0 + noise
+    assert -deg[:, idx(f'arm_add_{other}')].min() >= 60.0 - 24.0 - noise
+    pos, _ = kinematics.body_poses(skel, m.coordinates[-1])
+    elbow, hand = pos[skel.body_index(f'ulna_{side}')], pos[skel.body_index(f'hand_{side}')]
+    torso = pos[skel.body_index('torso')]
+    assert hand[0] > torso[0]  # in front of the trunk (the subject faces +x)
+    if p['bent_arm_rotation_deg'] < -45.0:
+      assert hand[1] > elbow[1]
+    assert not violations('balance_reach', measure(m, skel))
   a = sample_motion('balance', 5, num_frames=64, skeleton=skel)
   assert 'reach_depth' not in a.params and 'hip_hand_side' not in a.params
   np.testing.assert_array_equal(

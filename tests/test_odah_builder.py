@@ -126,6 +126,11 @@ def test_tfds_build_cli_array_record_reads_back(tmp_path):
   assert (tmp_path / 'sheet.png').stat().st_size > 1000
   refused = _run(sheet + ['--families=kneeling', f'--out={tmp_path / "none.png"}'], check=False)
   assert refused.returncode != 0 and 'of the families' in refused.stderr
+  # ... and by clip id (the train split's one clip is subject S0000's first).
+  _run(sheet + ['--clips=S0000_00', f'--out={tmp_path / "clip.png"}'])
+  assert (tmp_path / 'clip.png').stat().st_size > 1000
+  refused = _run(sheet + ['--clips=S0009', f'--out={tmp_path / "none.png"}'], check=False)
+  assert refused.returncode != 0 and "starting with one of ['S0009']" in refused.stderr
 
 
 def test_unknown_config_is_a_clear_error(tmp_path):

@@ -100,11 +100,14 @@ MIN_HOLD_S = 1.0  # s, shortest hold on either leg when the clip switches legs
 # forward lifts it 0.4-0.8 m).
 REACH_POSTURES = ('back', 'side', 'forward')
 REACH_POSTURE_PROBABILITY = (0.5, 0.25, 0.25)
-# 'hip_out': one hand on the hip, the other arm out (the stork test's hands with a free
-# arm). Added for the real capture's bent right elbow (63 deg from the nearest odah/lab
-# 1.4.0 frame); its frames show that arm raised, not on the hip (MODEL_CARD.md).
-REACH_ARM_STYLES = ('out', 'hips', 'forward', 'hip_out')
-REACH_ARM_PROBABILITY = (0.45, 0.1, 0.15, 0.3)
+# 'hip_out' (1.5.0): one hand on the hip, the other arm out (the stork test's hands
+# with a free arm). 'bent_out' (1.6.0): one arm out with the elbow bent 60-120 deg and the
+# humerus turned out, so the forearm points forward to up (a "goalpost" arm), the other
+# arm out: the real capture's right arm, which its four-camera reference shows abducted
+# 50-63 deg with the elbow at 60-106 and the humerus turned out by 20-37 while the other
+# arm is held out (1.5.0 has no such frame: the elbow was 48 deg off; MODEL_CARD.md).
+REACH_ARM_STYLES = ('out', 'hips', 'forward', 'hip_out', 'bent_out')
+REACH_ARM_PROBABILITY = (0.35, 0.1, 0.1, 0.15, 0.3)
 REACH_MAX_CLEARANCE = 0.80  # m
 
 # Segment mass fractions (de Leva 1996, males, Table 4) on the project model's bodies:
@@ -201,9 +204,11 @@ def sample_balance_reach(rng) -> dict:
     range: the sole's edge lifts), the lumbar spine bending over the support foot by
     -0.5..0.8 x the list (against it or with it: the reference bends with it) plus
     -6..6; stronger corrections (3-8) and pelvis turns (-10..10);
-  * arms: out 45 % (flexion -40..20: also swept back), hips 10 %, forward 15 %, one
-    hand on the hip (elbow 70-110) and the other arm out 30 % (either side); the
-    humerus turned -30..30 further;
+  * arms: out 35 % (flexion -40..20: also swept back), hips 10 %, forward 10 %, one
+    hand on the hip (elbow 70-110) and the other arm out 15 % (either side), one arm
+    out and bent 30 % (either side: abduction 40-90, flexion -20..30, elbow 60-120, the
+    humerus turned out by 10-70, so the forearm points forward to up) with the other
+    arm out; the humerus of an 'out' arm turned -30..30 further;
   * the lift takes 1.0-1.6 s (`balance`: 0.8-1.3);
   * the reach: the lean (tilt, extension, list, side bend) breathes in and out by
     `reach_depth` (0-60 %) of itself with a 2-4 s period, as a reaching subject goes
@@ -227,8 +232,13 @@ def sample_balance_reach(rng) -> dict:
       arm_out_flexion_deg=_u(rng, -40.0, 20.0), arm_rotation_deg=_u(rng, -30.0, 30.0),
       reach_depth=_u(rng, 0.0, 0.6), reach_period_s=_u(rng, 2.0, 4.0),
       reach_phase=_u(rng, 0.0, 1.0), max_clearance=REACH_MAX_CLEARANCE)
-  # Drawn last, so that every other draw is 1.4.0's for the same seed.
+  # Drawn last, so that every other parameter is 1.4.0's for the same seed (1.5.0's hip
+  # hand, then 1.6.0's bent arm; the arm style itself may differ, as its probabilities
+  # did). What the generator draws after the motion (odah's 32-frame window) moves.
   p.update(hip_hand_side=int(rng.integers(2)), hip_hand_elbow_deg=_u(rng, 70.0, 110.0))
+  p.update(bent_arm_side=int(rng.integers(2)), bent_arm_abduction_deg=_u(rng, 40.0, 90.0),
+           bent_arm_flexion_deg=_u(rng, -20.0, 30.0), bent_arm_elbow_deg=_u(rng, 60.0, 120.0),
+           bent_arm_rotation_deg=_u(rng, -70.0, -10.0))
   return p
 
 
@@ -347,10 +357,15 @@ def _design(ctx: fam.Context, params: dict, plan: _Plan, postures) -> dict:
   # the left one falls, which keeps them level in the world).
   # 'hip_out' (`balance_reach`): the side `hip_hand_side` as 'hips', the other 'out'; the
   # hip hands of `balance_reach` bend the elbow by `hip_hand_elbow_deg`, `balance`'s by 95.
+  # 'bent_out' (`balance_reach`): the side `bent_arm_side` out with the elbow bent, the
+  # other 'out'.
   styles = [params['arms']] * 2
   if params['arms'] == 'hip_out':
     styles = ['out', 'out']
     styles[params['hip_hand_side']] = 'hips'
+  elif params['arms'] == 'bent_out':
+    styles = ['out', 'out']
+    styles[params['bent_arm_side']] = 'bent_out'
   waves = _bounded_noise(seed + 4, t, 4, 0.5 * params['arm_wave_hz'], params['arm_wave_hz'])
   for k, (s, style) in enumerate(zip(kinematics.SIDES, styles)):
     if style == 'hips':
@@ -361,6 +376,14 @@ def _design(ctx: fam.Context, params: dict, plan: _Plan, postures) -> dict:
     see_saw = 1.0 if k == 0 else -1.0
     wave = params['arm_wave_deg'] * (0.7 * see_saw * correction + 0.3 * waves[:, k]) * single
     rest_abd = params['arm_abduction_deg']
+    if style == 'bent_out':  # raised out and turned, waving half as much as 'out'
+      abduction = rest_abd + (params['bent_arm_abduction_deg'] + 0.5 * wave - rest_abd) * arm
+      deg[:, idx(f'arm_add_{s}')] = -abduction
+      deg[:, idx(f'arm_flex_{s}')] = params['bent_arm_flexion_deg'] * arm
+      deg[:, idx(f'arm_rot_{s}')] = params['bent_arm_rotation_deg'] * arm
+      deg[:, idx(f'elbow_flex_{s}')] += (params['bent_arm_elbow_deg'] - params['elbow_deg']) * arm
+      deg[:, idx(f'pro_sup_{s}')] += (90.0 - params['pro_sup_deg']) * arm
+      continue
     if style == 'out':
       abduction = rest_abd + (params['arm_out_abduction_deg'] + wave - rest_abd) * arm
       flexion = (params['arm_out_flexion_deg'] + 0.4 * params['arm_wave_deg'] * waves[:, 2 + k]

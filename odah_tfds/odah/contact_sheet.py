@@ -3,6 +3,7 @@ r"""A contact sheet of a built `odah` dataset: both views' crops with the joint 
 
     python -m odah_tfds.odah.contact_sheet --config=tiny --split=train --out=/tmp/odah_sheet.png
     python -m odah_tfds.odah.contact_sheet --config=lab --families=turning,kneeling --examples=4
+    python -m odah_tfds.odah.contact_sheet --config=lab --clips=S0033_03,S0002_00 --examples=2
 
 Reads TFRecord or array_record builds (`--data_dir`, default TFDS's). The points must sit
 on the rendered joints: this is how a reader checks cameras, crops and labels agree.
@@ -29,21 +30,32 @@ _FRAMES = flags.DEFINE_integer('frames', 3, 'Frames per example and view.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Which examples and frames to sample.')
 _FAMILIES = flags.DEFINE_list('families', None, 'Only clips of these motion families '
                               '(default: any).')
+_CLIPS = flags.DEFINE_list('clips', None, 'Only clips whose id starts with one of these '
+                           '(a clip, S0021_03, or a subject, S0021; default: any).')
 
 
 def read_examples(config: str, split: str, data_dir: str | None, count: int,
-                  seed: int = 0, families: list[str] | None = None) -> list[dict]:
+                  seed: int = 0, families: list[str] | None = None,
+                  clips: list[str] | None = None) -> list[dict]:
   """`count` examples of a built split as numpy dicts (sampled with `seed`; with
-  `families`, only clips of those motion families)."""
+  `families`, only clips of those motion families; with `clips`, only clips whose id
+  starts with one of those strings)."""
   builder = tfds.builder(f'odah/{config}', data_dir=data_dir)
   if not builder.is_prepared():
     raise FileNotFoundError(f'odah/{config} is not built in {builder.data_dir}: run '
                             f'`tfds build odah --config={config}` first')
   total = builder.info.splits[split].num_examples
   rng = np.random.default_rng(seed)
-  # Without families, the same draw as before `--families` existed (the docs' sheets).
-  order = rng.permutation(total) if families else rng.choice(total, min(count, total),
+  # Without a filter, the same draw as before `--families` existed (the docs' sheets).
+  filtered = bool(families or clips)
+  order = rng.permutation(total) if filtered else rng.choice(total, min(count, total),
                                                              replace=False)
+
+  def wanted(example) -> bool:
+    clip_id = _text(example['clip_id'])
+    return ((not families or _text(example['motion_family']) in families)
+            and (not clips or any(clip_id.startswith(c) for c in clips)))
+
   if builder.info.file_format.value == 'array_record':
     source = builder.as_data_source(split=split)
     read = lambda i: source[int(i)]
@@ -53,12 +65,13 @@ def read_examples(config: str, split: str, data_dir: str | None, count: int,
   chosen = []
   for i in order:  # in the seed's order until `count` match
     example = read(i)
-    if not families or _text(example['motion_family']) in families:
+    if wanted(example):
       chosen.append((i, example))
     if len(chosen) == count:
       break
   if not chosen:
-    raise ValueError(f'no {split} clip of odah/{config} is of the families {families}')
+    raise ValueError(f'no {split} clip of odah/{config} is of the families {families} '
+                     f'with an id starting with one of {clips} (None: any)')
   return [example for _, example in sorted(chosen, key=lambda c: c[0])]
 
 
@@ -110,7 +123,7 @@ def plot_contact_sheet(examples: list[dict], out: pathlib.Path, frames: int = 3,
 def main(argv):
   del argv
   examples = read_examples(_CONFIG.value, _SPLIT.value, _DATA_DIR.value, _EXAMPLES.value,
-                           _SEED.value, _FAMILIES.value)
+                           _SEED.value, _FAMILIES.value, _CLIPS.value)
   out = plot_contact_sheet(examples, pathlib.Path(_OUT.value), _FRAMES.value, _SEED.value)
   print(f'wrote {out} ({len(examples)} examples of odah/{_CONFIG.value} {_SPLIT.value})')
 

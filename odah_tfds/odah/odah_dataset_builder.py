@@ -109,7 +109,17 @@ LAB_RELEASE_NOTES = {
              'other arm out in 30 % of them (either side), for the real capture\'s bent right '
              'elbow (63 deg from the nearest 1.4.0 frame; its frames show that arm raised, '
              'not on the hip); arms out 45 %, hands on '
-             'both hips 10 %, forward 15 %. Every other draw is 1.4.0\'s.',
+             'both hips 10 %, forward 15 %. The other motion parameters are 1.4.0\'s; the '
+             '32-frame window drawn after them moves, so every `balance_reach` clip differs '
+             'and the other families\' clips are byte-equal.',
+    '1.6.0': '`balance_reach` clips hold one arm out with the elbow bent 60-120 deg and the '
+             'humerus turned out 10-70 deg (the forearm forward to up) with the other arm out '
+             'in 30 % of them (either side): the real capture\'s right arm, raised and bent '
+             'while the trunk leans (its four-camera reference: abduction 50-63, elbow '
+             '60-106, turned out 20-37; 48 deg off with the 1.5.0 model). Arms out 35 %, '
+             'both hands on the hips 10 %, forward 10 %, one hand on the hip 15 %. As in '
+             '1.5.0, only `balance_reach` clips differ (their windows move too); the other '
+             'families\' clips are 1.5.0\'s byte for byte (checked on the test split).',
 }
 
 PAPER_RELEASE_NOTES = {
@@ -121,6 +131,7 @@ PAPER_RELEASE_NOTES = {
     '1.3.0': "`lab`'s 1.3.0 families (`turning` and `kneeling` added).",
     '1.4.0': "`lab`'s 1.4.0 families (`balance_reach` in three of the five balance entries).",
     '1.5.0': "`lab`'s 1.5.0 arms (`balance_reach`: one hand on the hip, the other arm out).",
+    '1.6.0': "`lab`'s 1.6.0 arms (`balance_reach`: one arm out and bent, the forearm up).",
 }
 
 CONFIGS = [
@@ -148,16 +159,17 @@ CONFIGS = [
             'crops (the `mid` BANet preset). Each clip is a random 32-frame window of a '
             '6-s motion (1.2.0); turning and kneeling are among the families (1.3.0); '
             'three in five balance clips lean the trunk and list the pelvis (1.4.0), '
-            'some with one hand on the hip and the other arm out (1.5.0).',
-            version='1.5.0', release_notes=LAB_RELEASE_NOTES,
+            'some with one hand on the hip and the other arm out (1.5.0) or one arm raised '
+            'and bent (1.6.0).',
+            version='1.6.0', release_notes=LAB_RELEASE_NOTES,
             subjects=(40, 6, 8), clips_per_subject=4, clip_frames=32, motion_frames=LAB_MOTION_FRAMES,
             image_size=(256, 256), crop_size=128, rig='lab', bare_torso_probability=0.3,
             families=LAB_FAMILIES),
-    _config('paper', 'Paper-like scale with the distributions of `lab` (1.5.0): 440 subjects '
+    _config('paper', 'Paper-like scale with the distributions of `lab` (1.6.0): 440 subjects '
             '(400/20/20), 8 clips of 64 frames at 60 fps (random windows of 6-s motions), '
             'lab camera rigs, single-leg balance, 30 % bare torsos, 512x512 images, 256x256 '
             'crops (the `paper` BANet preset). Generates through Apache Beam.',
-            version='1.5.0', release_notes=PAPER_RELEASE_NOTES,
+            version='1.6.0', release_notes=PAPER_RELEASE_NOTES,
             use_beam=True, subjects=(400, 20, 20), clips_per_subject=8, clip_frames=64,
             motion_frames=LAB_MOTION_FRAMES, image_size=(512, 512), crop_size=256, rig='lab',
             bare_torso_probability=0.3, families=LAB_FAMILIES),
