@@ -376,28 +376,27 @@ def _design(ctx: fam.Context, params: dict, plan: _Plan, postures) -> dict:
     see_saw = 1.0 if k == 0 else -1.0
     wave = params['arm_wave_deg'] * (0.7 * see_saw * correction + 0.3 * waves[:, k]) * single
     rest_abd = params['arm_abduction_deg']
-    if style == 'bent_out':  # raised out and turned, waving half as much as 'out'
-      abduction = rest_abd + (params['bent_arm_abduction_deg'] + 0.5 * wave - rest_abd) * arm
-      deg[:, idx(f'arm_add_{s}')] = -abduction
-      deg[:, idx(f'arm_flex_{s}')] = params['bent_arm_flexion_deg'] * arm
-      deg[:, idx(f'arm_rot_{s}')] = params['bent_arm_rotation_deg'] * arm
-      deg[:, idx(f'elbow_flex_{s}')] += (params['bent_arm_elbow_deg'] - params['elbow_deg']) * arm
-      deg[:, idx(f'pro_sup_{s}')] += (90.0 - params['pro_sup_deg']) * arm
-      continue
+    elbow = params['arm_elbow_deg']
     if style == 'out':
       abduction = rest_abd + (params['arm_out_abduction_deg'] + wave - rest_abd) * arm
       flexion = (params['arm_out_flexion_deg'] + 0.4 * params['arm_wave_deg'] * waves[:, 2 + k]
                  * single) * arm
+    elif style == 'bent_out':  # raised out and turned, waving half as much as 'out'
+      abduction = rest_abd + (params['bent_arm_abduction_deg'] + 0.5 * wave - rest_abd) * arm
+      flexion = params['bent_arm_flexion_deg'] * arm
+      elbow = params['bent_arm_elbow_deg']
     else:  # forward
       abduction = rest_abd + (8.0 + 0.5 * wave - rest_abd) * arm
       flexion = (params['arm_forward_flexion_deg'] + 0.7 * params['arm_wave_deg']
                  * waves[:, 2 + k] * single) * arm
     deg[:, idx(f'arm_add_{s}')] = -abduction
     deg[:, idx(f'arm_flex_{s}')] = flexion
-    # Above ~80 degrees of abduction the humerus rotates externally.
-    deg[:, idx(f'arm_rot_{s}')] = (-50.0 * curves.minimum_jerk((abduction - 80.0) / 80.0)
-                                   + params.get('arm_rotation_deg', 0.0) * arm)
-    deg[:, idx(f'elbow_flex_{s}')] += (params['arm_elbow_deg'] - params['elbow_deg']) * arm
+    if style == 'bent_out':  # turned out by its own draw, which points the forearm up
+      deg[:, idx(f'arm_rot_{s}')] = params['bent_arm_rotation_deg'] * arm
+    else:  # above ~80 degrees of abduction the humerus rotates externally
+      deg[:, idx(f'arm_rot_{s}')] = (-50.0 * curves.minimum_jerk((abduction - 80.0) / 80.0)
+                                     + params.get('arm_rotation_deg', 0.0) * arm)
+    deg[:, idx(f'elbow_flex_{s}')] += (elbow - params['elbow_deg']) * arm
     deg[:, idx(f'pro_sup_{s}')] += (90.0 - params['pro_sup_deg']) * arm
   fam._add_noise(ctx, deg, params)
 
