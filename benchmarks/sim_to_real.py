@@ -27,6 +27,7 @@ mean pose of --baseline_dataset's training split, then each model. Columns:
   range       mean ratio of the curve's standard deviation to the reference's over those
               coordinates (1: moves as much; near 0: stays near one pose).
 A second table gives ref MAE per coordinate, a third r and range per coordinate.
+curves.jpg draws --plot_coordinates of every model and pair against the reference.
 
 --appearance adds rows that feed every model the same real crops with their pixels
 changed inside the mask (the mask, crop boxes and query points stay), to measure how much
@@ -71,6 +72,9 @@ _APPEARANCE = flags.DEFINE_list('appearance', ['real'], 'Pixel variants of the r
 _FACE_FORWARD = flags.DEFINE_bool('face_forward', True, "Turn each clip's frame so the person "
                                    'faces +x as in ODAH (pipeline.Capture; --noface_forward: '
                                    "the calibration's own heading, as before 2026-12-07).")
+_PLOT = flags.DEFINE_list('plot_coordinates', ['knee_angle_r', 'knee_angle_l', 'elbow_flex_r'],
+                          'Coordinates drawn in curves.jpg (every model, every pair, against '
+                          'the reference); empty: no picture.')
 _MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 5.0, 'A coordinate is well determined by '
                                  'the reference when its leave-one-camera-out spread is below.')
 
@@ -164,6 +168,37 @@ def nearest_pose_deg(queries, poses, block: int = 64) -> np.ndarray:
   return np.degrees(np.concatenate(out)) if out else np.zeros(0)
 
 
+def plot_pair_curves(path, fps: float, coordinate_names, reference, per_model, names) -> None:
+  """One panel per (model, coordinate): the reference's curve (black) and one curve per
+  camera pair, in degrees over seconds. per_model: {model: {pair: (T, C) radians}}."""
+  import matplotlib  # pylint: disable=g-import-not-at-top  (only when plotting)
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  times = np.arange(len(reference)) / fps
+  fig, axes = plt.subplots(len(per_model), len(names), squeeze=False, sharex=True,
+                           figsize=(4.3 * len(names), 2.5 * len(per_model)))
+  for row, (model, pairs) in zip(axes, per_model.items()):
+    for ax, name in zip(row, names):
+      i = list(coordinate_names).index(name)
+      ax.plot(times, np.degrees(reference[:, i]), 'k-', lw=2.5, label='four-camera reference')
+      for pair, q in pairs.items():
+        ax.plot(times, np.degrees(q[:, i]), '-', lw=1, label=pair)
+      ax.set_title(f'{model}: {name}', fontsize=9)
+      ax.grid(alpha=0.3)
+  for ax in axes[:, 0]:
+    ax.set_ylabel('deg', fontsize=8)
+  for ax in axes[-1]:
+    ax.set_xlabel('s', fontsize=8)
+  axes[0, -1].legend(fontsize=7)
+  fig.tight_layout()
+  png = pathlib.Path(path).with_suffix('.png')
+  fig.savefig(png, dpi=80)
+  plt.close(fig)
+  Image.open(png).convert('RGB').save(path, quality=80)  # a JPEG a tenth the size
+  png.unlink()
+
+
 def cut_pair(videos, calib, pair, num_frames, crop_size, pose, face_forward=True):
   """(capture, clip) of one network pair: the whole trial cut once (crops at crop_size)."""
   from banet_jax.capture import pipeline  # pylint: disable=g-import-not-at-top
@@ -198,6 +233,10 @@ def main(argv):
   calib = calibration.load_calibration(folder / 'calibration' / 'Calib.qca.txt')
   skel = load_osim(DEFAULT_MODEL_PATH)
   idx = [skel.coordinate_index(n) for n in JOINT_COORDINATES]
+  unknown = sorted(set(_PLOT.value) - set(skel.coordinate_names))
+  if unknown:
+    raise app.UsageError(f'--plot_coordinates: {unknown} are not coordinates of the project '
+                         f'model; choose from {list(skel.coordinate_names)}')
   pose = persons.BlazePose()
   num_frames = _NUM_FRAMES.value or None
 
@@ -378,6 +417,10 @@ def main(argv):
                              'odah_test_median': float(np.median(test_near)),
                              'beyond_odah_range': outside},
        'frames': capture.num_frames}, indent=1))
+  if _PLOT.value:
+    plot_pair_curves(out_dir / 'curves.jpg', fps, skel.coordinate_names, ref_q,
+                     {n: {p: q for p, (q, _) in r['per_pair'].items()}
+                      for n, r in results.items() if n != 'mean pose'}, _PLOT.value)
   np.savez(out_dir / 'sim_to_real.npz', reference=ref_q, coordinate_names=np.array(
       skel.coordinate_names), **{f'{n}__{p}': r['per_pair'][p][0] for n, r in results.items()
                                  for p in pairs})

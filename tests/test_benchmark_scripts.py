@@ -101,6 +101,17 @@ queries = rng.normal(0, 0.5, (70, 5))
 brute = np.degrees(np.abs(queries[:, None] - poses[None]).mean(-1).min(1))
 np.testing.assert_allclose(nearest_pose_deg(queries, poses, block=16), brute)
 assert nearest_pose_deg(poses[:3], poses).max() == 0.0
+import pathlib, tempfile
+from PIL import Image
+from benchmarks.sim_to_real import plot_pair_curves
+ref = rng.normal(0, 0.3, (40, 4))
+per_model = {m: {p: ref + rng.normal(0, 0.1, ref.shape) for p in ('cam01+cam04', 'cam02+cam03')}
+             for m in ('a', 'b')}
+path = pathlib.Path(tempfile.mkdtemp()) / 'curves.jpg'
+plot_pair_curves(path, 60.0, ['q0', 'q1', 'q2', 'q3'], ref, per_model, ['q1', 'q3'])
+with Image.open(path) as im:  # two models x two coordinates at 80 dpi, no PNG left behind
+  assert im.format == 'JPEG' and im.size == (688, 400), (im.format, im.size)
+assert sorted(p.name for p in path.parent.iterdir()) == ['curves.jpg']
 print('ok')
 '''
 
@@ -109,6 +120,7 @@ def test_sim_to_real_appearance_variants_and_pose_coverage():
   """benchmarks/sim_to_real.py's --appearance variants change only the person's pixels
   (grey: equal channels; silhouette: ODAH's mean colour; odah_stats: ODAH's mean and
   standard deviation per view and frame), and its pose-coverage distance is the brute-force
-  nearest neighbour. (A subprocess: the script defines absl flags at import.)"""
+  nearest neighbour, and curves.jpg has a panel per model and coordinate. (A subprocess:
+  the script defines absl flags at import.)"""
   out = _run(['-c', _SIM_TO_REAL_HELPERS], timeout=300)
   assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stdout + out.stderr
