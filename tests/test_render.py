@@ -8,6 +8,8 @@ one Renderer per image size, and returns numpy arrays; assertions run here.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import time
@@ -325,6 +327,24 @@ def test_lab_rigs_stay_in_their_documented_ranges_and_see_the_whole_person():
     cam.RigConfig(side_angle_range=(30.0, 200.0))
   with pytest.raises(ValueError, match='distance_range'):
     cam.RigConfig(distance_range=(0.0, 3.0))
+
+
+def test_mounted_rigs_are_lab_rigs_high_and_close():
+  """RIGS['mounted'] (benchmarks/rig_sensitivity.py) draws what 'lab' draws with every
+  camera 1.7-2.2 m high and 2.5-3.5 m from the target, and still sees the whole person."""
+  config, lab = cam.RIGS['mounted'], cam.RIGS['lab']
+  assert dataclasses.replace(config, height_range=lab.height_range,
+                             distance_range=lab.distance_range) == lab
+  size = (96, 64)
+  for seed in range(20):
+    rng = np.random.default_rng(seed)
+    clip = _walking_cloud(rng)
+    target, extent = cam.clip_target_and_extent(clip)
+    cameras, params = cam.sample_rig(rng, target, extent, size, config)
+    for c, view in zip(cameras, params['views'], strict=True):
+      assert cam.visible_fraction(clip, c, size) == 1.0, seed
+      assert 1.7 - 1e-9 <= view['height_m'] <= 2.2 + 1e-9, seed
+      assert 2.5 - 1e-9 <= view['distance_m'] <= 3.5 + 1e-9, seed
 
 
 def test_generation_rig_names_are_the_render_rigs():
