@@ -124,3 +124,29 @@ def test_sim_to_real_appearance_variants_and_pose_coverage():
   the script defines absl flags at import.)"""
   out = _run(['-c', _SIM_TO_REAL_HELPERS], timeout=300)
   assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stdout + out.stderr
+
+
+_RIG_GEOMETRY = r'''
+import numpy as np
+from benchmarks.rig_sensitivity import camera_geometry
+# A body centred at (0, 1, 0) (y up) and two cameras: one 3 m in front at its height, one
+# 4 m away horizontally and 2 m higher (any orientation: only the centre -R^T t counts).
+centre = np.array([0.0, 1.0, 0.0])
+markers = centre + np.random.default_rng(0).normal(0, 0.01, (5, 7, 3))
+markers -= markers.mean(axis=(0, 1)) - centre
+c, s = np.cos(0.3), np.sin(0.3)
+r = np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
+rs = [r, r.T]
+ts = [-rr @ np.array(eye) for rr, eye in zip(rs, ((3.0, 1.0, 0.0), (0.0, 3.0, 4.0)))]
+geo = camera_geometry({'markers': markers, 'camera_R': np.stack(rs), 'camera_t': np.stack(ts)})
+np.testing.assert_allclose(geo, [[0.0, 3.0], [np.degrees(np.arctan2(2, 4)), np.hypot(2, 4)]],
+                           atol=1e-9)
+print('ok')
+'''
+
+
+def test_rig_sensitivity_camera_geometry():
+  """benchmarks/rig_sensitivity.py's camera elevation (deg above the body centre) and
+  distance (m) on two cameras placed by hand."""
+  out = _run(['-c', _RIG_GEOMETRY], timeout=300)
+  assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stdout + out.stderr
