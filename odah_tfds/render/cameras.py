@@ -110,9 +110,10 @@ RIGS: dict[str, RigConfig] = {
                      distance_range=(2.0, 8.0), distance_factor_range=(1.05, 1.4),
                      pitch_jitter=4.0, roll_jitter=3.0),
     # 'lab' with every camera high and close, as the Pose2Sim demo's (1.7-2.1 m high,
-    # 2.8-4.3 m from the person, 11-23 degrees above the hips): in 'lab' only 3.8 % of
-    # the pairs have both cameras 15+ degrees above the body centre and within 4.5 m. No
-    # dataset config uses it; benchmarks/rig_sensitivity.py re-renders test clips with it.
+    # 2.8-4.3 m from the person's hips at the first frame, 11-23 degrees above them): of
+    # odah/lab 1.5.0's training pairs only 3.8 % have both cameras 15+ degrees above the
+    # body centre and within 4.5 m. No dataset config uses it;
+    # benchmarks/rig_sensitivity.py re-renders test clips with it.
     'mounted': RigConfig(side_angle_range=(40.0, 120.0), height_range=(1.7, 2.2),
                          distance_range=(2.5, 3.5), distance_factor_range=(1.05, 1.4),
                          pitch_jitter=4.0, roll_jitter=3.0),
