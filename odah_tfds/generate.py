@@ -47,7 +47,7 @@ MOTION_SOURCES = ('procedural', 'amass')
 # Names of `odah_tfds.render.cameras.RIGS` (the render package is imported only in the
 # rendering workers: TensorFlow and Mesa GL must not share a process; a test keeps the two
 # lists equal).
-RIG_NAMES = ('default', 'lab', 'mounted')
+RIG_NAMES = ('default', 'lab', 'mounted', 'rolled')
 # Clip draws per subject beyond `clips_per_subject`, to replace clips a quality gate drops.
 EXTRA_CLIP_ATTEMPTS = 4
 # Camera rigs tried per clip before the clip is dropped (a view without the person).
@@ -81,7 +81,8 @@ class GenerationConfig:
     rig: the camera rig distribution, a name of `odah_tfds.render.cameras.RIGS`
       ('default': BANet-like, 90 +- 15 degrees apart, the person filling the frame;
       'lab': real motion labs, 40-120 degrees apart, 2-8 m away, 0.5-3 m high;
-      'mounted': 'lab' with the cameras 1.7-2.2 m high and 2.5-3.5 m away).
+      'mounted': 'lab' with the cameras 1.7-2.2 m high and 2.5-3.5 m away;
+      'rolled': 'lab' with each camera rolled by up to 30 degrees).
     bare_torso_probability: chance that a subject wears no shirt (render.AppearanceConfig).
     uv_texture_probability: chance that a clip is rendered with a procedural UV texture
       (prints, folds, seams, skin regions, hair strands) instead of vertex colours

@@ -335,6 +335,7 @@ def test_mounted_rigs_are_lab_rigs_high_and_close():
   config, lab = cam.RIGS['mounted'], cam.RIGS['lab']
   assert dataclasses.replace(config, height_range=lab.height_range,
                              distance_range=lab.distance_range) == lab
+  assert dataclasses.replace(cam.RIGS['rolled'], roll_jitter=lab.roll_jitter) == lab
   size = (96, 64)
   for seed in range(20):
     rng = np.random.default_rng(seed)

@@ -117,6 +117,12 @@ RIGS: dict[str, RigConfig] = {
     'mounted': RigConfig(side_angle_range=(40.0, 120.0), height_range=(1.7, 2.2),
                          distance_range=(2.5, 3.5), distance_factor_range=(1.05, 1.4),
                          pitch_jitter=4.0, roll_jitter=3.0),
+    # 'lab' with each camera rolled by U(-30, 30) degrees about its optical axis: the demo's
+    # cam04 is rolled by 26 degrees and cam01 by 13 (the world vertical's tilt in the image);
+    # 'lab' rolls by at most 3. No dataset config uses it (benchmarks/rig_sensitivity.py).
+    'rolled': RigConfig(side_angle_range=(40.0, 120.0), height_range=(0.5, 3.0),
+                        distance_range=(2.0, 8.0), distance_factor_range=(1.05, 1.4),
+                        pitch_jitter=4.0, roll_jitter=30.0),
 }
 
 
