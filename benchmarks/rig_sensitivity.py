@@ -13,8 +13,9 @@ cameras' elevation above the body centre and distance, for both versions.
 
 Why: on the Pose2Sim demo every camera pair with cam04 but one predicts knees and hips
 10-30 deg more flexed than the other pairs (MODEL_CARD.md); its cameras are mounted high
-and close, which `lab` rigs rarely draw. `--rig=mounted` tests whether that geometry alone
-moves the prediction. Generation takes 1-3 min per subject on the 2-core CPU (8 test
+and close, and rolled about their optical axes (cam04 by 26 deg), which `lab` rigs rarely
+or never draw. `--rig=mounted` tests whether height and distance alone move the prediction
+(they do not), `--rig=rolled` the roll (it does: benchmarks/README.md). Generation takes 1-3 min per subject on the 2-core CPU (8 test
 subjects of `lab`); --cache keeps the clips for reruns.
 """
 
