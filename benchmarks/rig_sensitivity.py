@@ -51,10 +51,11 @@ _KEYS = ('clip_id', 'crops', 'masks', 'crop_meta', 'camera_K', 'camera_R', 'came
 def camera_geometry(clip) -> np.ndarray:
   """(views, 2): each camera's elevation above the clip's body centre (deg; the mean of
   its markers over the frames) and its distance to it (m). World y is up."""
+  from banet_jax import geometry  # pylint: disable=g-import-not-at-top
   centre = np.asarray(clip['markers'], np.float64).mean(axis=(0, 1))
   out = []
   for r, t in zip(np.asarray(clip['camera_R'], np.float64), np.asarray(clip['camera_t'], np.float64)):
-    d = -r.T @ t - centre
+    d = np.asarray(geometry.camera_center(r, t)) - centre
     out.append((np.degrees(np.arctan2(d[1], np.hypot(d[0], d[2]))), np.linalg.norm(d)))
   return np.asarray(out)
 
