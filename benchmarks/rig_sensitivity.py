@@ -65,12 +65,11 @@ def _clip_id(clip) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def rerender(config_name: str, rig: str, split: str, max_subjects: int) -> dict[str, dict]:
-  """{clip id: clip arrays} of `split`, generated with the config's settings and `rig`."""
+def rerender(generation, rig: str, split: str, max_subjects: int) -> dict[str, dict]:
+  """{clip id: clip arrays} of `split`, generated with a config's `generation` settings
+  (`generate.GenerationConfig`) and `rig`."""
   from odah_tfds import generate  # pylint: disable=g-import-not-at-top
-  from odah_tfds.odah import odah_dataset_builder  # pylint: disable=g-import-not-at-top
-  configs = {c.name: c for c in odah_dataset_builder.Builder.BUILDER_CONFIGS}
-  generation = dataclasses.replace(configs[config_name].generation, rig=rig)
+  generation = dataclasses.replace(generation, rig=rig)
   subjects = list(generation.subject_indices(split))[:max_subjects or None]
   clips = {}
   for n, subject in enumerate(subjects, 1):
@@ -109,10 +108,12 @@ def main(argv):
       other = pickle.load(f)
   else:
     print(f'generating {_SPLIT.value} of {name} with rig {_RIG.value!r}:')
-    other = rerender(name, _RIG.value, _SPLIT.value, _MAX_SUBJECTS.value)
-    if cache:
-      with cache.open('wb') as f:
+    other = rerender(configs[name].generation, _RIG.value, _SPLIT.value, _MAX_SUBJECTS.value)
+    if cache:  # written whole, then renamed: a crash leaves no half cache behind
+      partial = cache.with_name(cache.name + '.partial')
+      with partial.open('wb') as f:
         pickle.dump(other, f)
+      partial.replace(cache)
   ids = [k for k in other if k in built]
   unequal = [k for k in ids if not np.array_equal(np.asarray(built[k]['coordinates']),
                                                   np.asarray(other[k]['coordinates']))]

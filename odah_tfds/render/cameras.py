@@ -101,28 +101,26 @@ class RigConfig:
 
 # Named rig distributions (`GenerationConfig.rig`). 'default' is the BANet-like rig every
 # ODAH config used before 'lab' (90 +- 15 degrees, the person filling the frame).
+_LAB_RIG = RigConfig(side_angle_range=(40.0, 120.0), height_range=(0.5, 3.0),
+                     distance_range=(2.0, 8.0), distance_factor_range=(1.05, 1.4),
+                     pitch_jitter=4.0, roll_jitter=3.0)
+
 RIGS: dict[str, RigConfig] = {
     'default': RigConfig(),
     # Real motion labs: see the module docstring. Heights up to 3 m (wall-mounted
     # cameras); pitch and roll jitter keep the person off the image centre a little, as
     # a real operator aims.
-    'lab': RigConfig(side_angle_range=(40.0, 120.0), height_range=(0.5, 3.0),
-                     distance_range=(2.0, 8.0), distance_factor_range=(1.05, 1.4),
-                     pitch_jitter=4.0, roll_jitter=3.0),
+    'lab': _LAB_RIG,
     # 'lab' with every camera high and close, as the Pose2Sim demo's (1.7-2.1 m high,
     # 2.8-4.3 m from the person's hips at the first frame, 11-23 degrees above them): of
     # odah/lab 1.5.0's training pairs only 3.8 % have both cameras 15+ degrees above the
     # body centre and within 4.5 m. No dataset config uses it;
     # benchmarks/rig_sensitivity.py re-renders test clips with it.
-    'mounted': RigConfig(side_angle_range=(40.0, 120.0), height_range=(1.7, 2.2),
-                         distance_range=(2.5, 3.5), distance_factor_range=(1.05, 1.4),
-                         pitch_jitter=4.0, roll_jitter=3.0),
+    'mounted': dataclasses.replace(_LAB_RIG, height_range=(1.7, 2.2), distance_range=(2.5, 3.5)),
     # 'lab' with each camera rolled by U(-30, 30) degrees about its optical axis: the demo's
     # cam04 is rolled by 26 degrees and cam01 by 13 (the world vertical's tilt in the image);
     # 'lab' rolls by at most 3. No dataset config uses it (benchmarks/rig_sensitivity.py).
-    'rolled': RigConfig(side_angle_range=(40.0, 120.0), height_range=(0.5, 3.0),
-                        distance_range=(2.0, 8.0), distance_factor_range=(1.05, 1.4),
-                        pitch_jitter=4.0, roll_jitter=30.0),
+    'rolled': dataclasses.replace(_LAB_RIG, roll_jitter=30.0),
 }
 
 
