@@ -30,6 +30,13 @@ around the bounding box of the undistorted mask outline.
 
 Shapes there: frames (H, W, 3) uint8 RGB, masks (H, W) bool, both in the distorted image.
 
+Turned cameras (`rotation`, for camera frames): the crop can also be cut from the image
+of a virtual camera at the same centre with the same K, turned by a rotation: the
+real-capture front end aims each camera at the person with a level image x axis, as
+ODAH's rigs aim theirs (`banet_jax.capture.pipeline`), so that a camera rolled 26 degrees
+on its mount shows the person upright. Crop pixels are then virtual pixels, and the
+caller's camera is `(K, rotation @ R, rotation @ t)`.
+
 The module lives in banet_jax because both sides crop: ODAH's renderer and the real-capture
 front end (`banet_jax.capture`).
 """
@@ -166,9 +173,24 @@ def distort_pixels(K: np.ndarray, dist: np.ndarray, pixels: np.ndarray) -> np.nd
   return geometry.distort_normalized(normalized, dist) * np.diag(K)[:2] + K[:2, 2]
 
 
-def undistorted_box(K: np.ndarray, dist: np.ndarray, mask: np.ndarray
-                    ) -> tuple[int, int, int, int]:
-  """(x, y, w, h) bounding box, in undistorted pixels, of a distorted-frame mask."""
+def turn_pixels(K: np.ndarray, rotation: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+  """Pinhole pixels (..., 2) of a camera -> the pixels (..., 2) that show the same rays in
+  a camera at the same centre with the same K, whose axes are `rotation @` the first's
+  (x_turned = rotation @ x_camera). Rays behind the turned camera come out as nan."""
+  K = np.asarray(K, np.float64)
+  pixels = np.asarray(pixels, np.float64)
+  homog = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+  rays = homog @ (K @ np.asarray(rotation, np.float64) @ np.linalg.inv(K)).T
+  with np.errstate(divide='ignore', invalid='ignore'):
+    out = rays[..., :2] / rays[..., 2:]
+  out[rays[..., 2] <= 1e-9] = np.nan
+  return out
+
+
+def undistorted_box(K: np.ndarray, dist: np.ndarray, mask: np.ndarray,
+                    rotation: np.ndarray | None = None) -> tuple[int, int, int, int]:
+  """(x, y, w, h) bounding box, in undistorted pixels, of a distorted-frame mask (in the
+  camera turned by `rotation`, when given: `turn_pixels`)."""
   contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL,
                                  cv2.CHAIN_APPROX_SIMPLE)
   if not contours:
@@ -177,6 +199,11 @@ def undistorted_box(K: np.ndarray, dist: np.ndarray, mask: np.ndarray
   if np.any(dist):
     points = cv2.undistortPoints(points[:, None], K, np.asarray(dist, np.float64),
                                  P=K).reshape(-1, 2)
+  if rotation is not None:
+    points = turn_pixels(K, rotation, points)
+    points = points[np.all(np.isfinite(points), axis=1)]
+    if not len(points):
+      raise EmptyMaskError('the person mask is behind the turned camera')
   x0, y0 = np.floor(points.min(axis=0)).astype(int)
   x1, y1 = np.floor(points.max(axis=0)).astype(int)
   return int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)
@@ -184,35 +211,44 @@ def undistorted_box(K: np.ndarray, dist: np.ndarray, mask: np.ndarray
 
 def undistorted_square_crop(frame: np.ndarray, mask: np.ndarray, K: np.ndarray,
                             dist: np.ndarray, crop_size: int, margin: float = 1.1,
-                            supersample: int = 4):
+                            supersample: int = 4, rotation: np.ndarray | None = None):
   """The official square crop of the undistorted frame, without undistorting the frame.
 
   Args:
     frame: (H, W, 3) uint8 distorted camera frame. mask: (H, W) bool person mask in it.
     K: (3, 3) pinhole intrinsics; dist: (5,) OpenCV k1 k2 p1 p2 k3 (zeros: pinhole).
     crop_size: S.
+    rotation: (3, 3) or None: cut the crop from the image of the camera turned about its
+      centre by this rotation (same K; x_turned = rotation @ x_camera), whose extrinsics
+      are (rotation @ R, rotation @ t). None: the camera as it is.
 
   Returns:
     crop (S, S, 3) uint8, crop_mask (S, S) uint8 in {0, 1}, meta (3,) float32
-    (offset_x, offset_y, scale) in undistorted pixels (`geometry.crop_to_full`).
+    (offset_x, offset_y, scale) in undistorted pixels of the (turned) camera
+    (`geometry.crop_to_full`).
 
   Raises:
     EmptyMaskError: the mask is empty.
   """
   K = np.asarray(K, np.float64)
-  ox, oy, side = crop_square(undistorted_box(K, dist, mask), margin)
+  ox, oy, side = crop_square(undistorted_box(K, dist, mask, rotation), margin)
   scale = side / crop_size
+
+  def source_pixels(grid):  # (turned) pinhole pixels -> distorted frame pixels, float32
+    if rotation is not None:
+      grid = turn_pixels(K, np.asarray(rotation, np.float64).T, grid)
+    src = distort_pixels(K, dist, grid)
+    return np.nan_to_num(src, nan=-10.0).astype(np.float32)  # nan: zeros, like off-frame
+
   f = int(max(1, min(supersample, round(scale))))
   fine = (np.arange(crop_size * f) + 0.5) / f - 0.5  # crop-pixel position of each sample
-  grid = np.stack(np.meshgrid(ox + fine * scale, oy + fine * scale), axis=-1)
-  src = distort_pixels(K, dist, grid).astype(np.float32)
+  src = source_pixels(np.stack(np.meshgrid(ox + fine * scale, oy + fine * scale), axis=-1))
   crop = cv2.remap(np.ascontiguousarray(frame), src[..., 0], src[..., 1], cv2.INTER_LINEAR,
                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
   if f > 1:
     crop = cv2.resize(crop, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
   centres = np.arange(crop_size, dtype=np.float64)
-  grid = np.stack(np.meshgrid(ox + centres * scale, oy + centres * scale), axis=-1)
-  src = distort_pixels(K, dist, grid).astype(np.float32)
+  src = source_pixels(np.stack(np.meshgrid(ox + centres * scale, oy + centres * scale), axis=-1))
   crop_mask = cv2.remap(np.asarray(mask, np.uint8), src[..., 0], src[..., 1], cv2.INTER_NEAREST,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
   return crop, (crop_mask > 0).astype(np.uint8), np.array([ox, oy, scale], np.float32)

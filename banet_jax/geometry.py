@@ -75,6 +75,29 @@ def camera_center(R, t):
   return -xp.einsum("ji,j->i", R, t)
 
 
+def look_at(center, target, up=(0.0, 1.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+  """World-to-camera (R (3, 3), t (3,)) float64 of a level camera at `center` aimed at
+  `target` (world points, metres): the optical axis through the target, image x
+  horizontal (perpendicular to `up`, the world's y), image y pointing down. Numpy only.
+
+  Raises ValueError when the centre is the target or the camera looks straight along `up`
+  (image x undefined).
+  """
+  center, target, up = (np.asarray(a, np.float64) for a in (center, target, up))
+  forward = target - center
+  norm = np.linalg.norm(forward)
+  if norm < 1e-9:
+    raise ValueError('look_at: the camera centre coincides with the target')
+  forward = forward / norm
+  right = np.cross(forward, up)
+  if np.linalg.norm(right) < 1e-6:
+    raise ValueError('look_at: the viewing direction is vertical; the image x axis is undefined')
+  right /= np.linalg.norm(right)
+  down = np.cross(forward, right)
+  rot = np.stack([right, down, forward])
+  return rot, -rot @ center
+
+
 def pixel_rays(pixels, K, R, t):
   """World-space rays through full-image pixels.
 

@@ -37,18 +37,6 @@ FULL_IMAGE = (512, 512)
 FOCAL = 700.0
 
 
-def look_at(center, target, up=(0.0, 1.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-  """World-to-camera (R (3, 3), t (3,)) of an OpenCV camera at `center` facing `target`."""
-  center, target, up = (np.asarray(a, np.float64) for a in (center, target, up))
-  forward = target - center
-  forward /= np.linalg.norm(forward)
-  right = np.cross(forward, up)
-  right /= np.linalg.norm(right)
-  down = np.cross(forward, right)
-  rot = np.stack([right, down, forward])
-  return rot, -rot @ center
-
-
 def _segments(layout: OutputLayout) -> np.ndarray:
   """(G, 2) point indices of the stick figure: parent COM - joint centre - child COM."""
   skel = layout.skeleton
@@ -120,7 +108,7 @@ def synthetic_example(layout: OutputLayout, frames: int, crop_size: int,
     dist = rng.uniform(3.5, 4.5)
     center = target + np.array([dist * np.sin(azimuth), rng.uniform(0.2, 0.6),
                                 dist * np.cos(azimuth)])
-    cams.append((k,) + look_at(center, target))
+    cams.append((k,) + geometry.look_at(center, target))
 
   segments = _segments(layout)
   palette = np.random.default_rng(1234).integers(64, 256, (len(segments), 3))

@@ -72,6 +72,10 @@ _APPEARANCE = flags.DEFINE_list('appearance', ['real'], 'Pixel variants of the r
 _FACE_FORWARD = flags.DEFINE_bool('face_forward', True, "Turn each clip's frame so the person "
                                    'faces +x as in ODAH (pipeline.Capture; --noface_forward: '
                                    "the calibration's own heading, as before 2026-12-07).")
+_AIM = flags.DEFINE_bool('aim_cameras', True, 'Cut the crops from each network camera turned '
+                         'to look at the person with a level image x axis, as ODAH aims its '
+                         'cameras (pipeline.Capture; --noaim_cameras: the cameras as mounted, '
+                         'as before 2026-12-08).')
 _PLOT = flags.DEFINE_list('plot_coordinates', ['knee_angle_r', 'knee_angle_l', 'elbow_flex_r'],
                           'Coordinates drawn in curves.jpg (every model, every pair, against '
                           'the reference); empty: no picture.')
@@ -199,11 +203,13 @@ def plot_pair_curves(path, fps: float, coordinate_names, reference, per_model, n
   png.unlink()
 
 
-def cut_pair(videos, calib, pair, num_frames, crop_size, pose, face_forward=True):
+def cut_pair(videos, calib, pair, num_frames, crop_size, pose, face_forward=True,
+             aim_cameras=True):
   """(capture, clip) of one network pair: the whole trial cut once (crops at crop_size)."""
   from banet_jax.capture import pipeline  # pylint: disable=g-import-not-at-top
   capture = pipeline.open_capture(videos, calib, pair, num_frames=num_frames, pose=pose,
-                                  face_forward=face_forward, progress=False)
+                                  face_forward=face_forward, aim_cameras=aim_cameras,
+                                  progress=False)
   parts = [segment.clip for segment in capture.segments(crop_size, segment_frames=128)]
   clip = {k: (np.concatenate([p[k] for p in parts], axis=1)
               if k in ('crops', 'masks', 'crop_meta') else parts[0][k]) for k in parts[0]}
@@ -242,14 +248,23 @@ def main(argv):
 
   t0 = time.perf_counter()
   cuts = {p: cut_pair(videos, calib, tuple(p.split('+')), num_frames, _CROP.value, pose,
-                     _FACE_FORWARD.value) for p in _PAIRS.value}
+                     _FACE_FORWARD.value, _AIM.value) for p in _PAIRS.value}
   front_s = (time.perf_counter() - t0) / sum(c.num_frames for c, _ in cuts.values())
   capture = next(iter(cuts.values()))[0]
   fps = capture.fps
   points, _ = capture.triangulate()  # (T, 33, 3), all four cameras
   print(f'capture: {folder.name}, {capture.num_frames} frames at {fps:g} fps; front end '
         f'{front_s:.2f} s per frame (4 cameras, BlazePose, crops); clip heading '
-        + ', '.join(f'{p} {c.clip_heading_deg():.1f} deg' for p, (c, _) in cuts.items()) + '\n')
+        + ', '.join(f'{p} {c.clip_heading_deg():.1f} deg' for p, (c, _) in cuts.items()))
+  aimed = {}
+  for c, _ in cuts.values():
+    aimed.update(c.report['aimed_cameras'])
+  print('world vertical at the person, lean in each camera (deg): '
+        + ', '.join(f"{n} {a['vertical_lean_deg']:+.1f}" for n, a in sorted(aimed.items())
+                    if a['vertical_lean_deg'] is not None)
+        + ('; cameras aimed at the person, turned by '
+           + ', '.join(f"{n} {a['turned_by_deg']:.1f}" for n, a in sorted(aimed.items()))
+           if _AIM.value else '; cameras as mounted (--noaim_cameras)') + '\n')
 
   # The reference and what it determines well: coordinates that move by less than
   # --max_spread_deg when a camera is left out, and are not held on a range bound.

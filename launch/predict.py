@@ -67,6 +67,11 @@ _MASKS = flags.DEFINE_list('masks', None, 'Your own person masks for the two --c
 _NEAR = flags.DEFINE_list('near', None, 'x,y,z (metres, project world: y up): with several '
                           'people, follow the one standing nearest this point (default: the '
                           'most central in the images).')
+_AIM = flags.DEFINE_bool('aim_cameras', True, 'Cut the crops from each network camera turned '
+                         'about its centre to look at the person with a level image x axis, as '
+                         "ODAH's cameras look (a camera rolled on its mount otherwise shows the "
+                         'person leaning, which the model never saw); --noaim_cameras: as '
+                         'mounted.')
 _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate the videos are resampled to (ODAH: 60).')
 _START = flags.DEFINE_integer('start', 0, 'First output frame (at --fps).')
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Output frames to process (0: all).')
@@ -124,7 +129,7 @@ def _predict_videos(out_dir):
     masks = dict(zip(cameras, _MASKS.value))
   capture = pipeline.Capture(mapping, calib, cameras, fps=_FPS.value, start=_START.value,
                              num_frames=_NUM_FRAMES.value or None, masks=masks,
-                             near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
+                             aim_cameras=_AIM.value, near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
   name = _NAME.value
   if use_keypoints:
     report = keypoints.keypoints_capture(capture, out_dir, name=name, cutoff_hz=_CUTOFF_HZ.value)

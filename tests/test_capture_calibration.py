@@ -21,7 +21,7 @@ import pytest
 
 from banet_jax.capture import calibration as cb
 from banet_jax.capture.calibration import CalibrationError, load_calibration
-from banet_jax.synthetic import look_at
+from banet_jax.geometry import look_at
 
 A_ZUP = np.array([[0.0, 1, 0], [0, 0, 1], [1, 0, 0]])  # lab Z up -> project: (y, z, x), as Pose2Sim
 DIST = np.array([-0.12, 0.06, 0.0012, -0.0008, 0.01])

@@ -22,7 +22,7 @@ import pytest
 from banet_jax.capture import keypoints, placement
 from banet_jax.capture.calibration import Calibration, CameraCalibration
 from banet_jax.skeleton import forward_kinematics, load_osim
-from banet_jax.synthetic import look_at
+from banet_jax.geometry import look_at
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 T = 12

@@ -17,7 +17,7 @@ import pytest
 
 from banet_jax import geometry
 from banet_jax.capture import persons as P
-from banet_jax.synthetic import look_at
+from banet_jax.geometry import look_at
 
 
 @pytest.fixture(scope='session')

@@ -10,7 +10,7 @@ from banet_jax import geometry
 from banet_jax import crops
 from banet_jax.capture import placement
 from banet_jax.skeleton import forward_kinematics, load_osim
-from banet_jax.synthetic import look_at
+from banet_jax.geometry import look_at
 
 K = np.array([[900.0, 0, 500], [0, 905.0, 640], [0, 0, 1]])
 DIST = np.array([-0.25, 0.12, 0.001, -0.002, 0.0])  # strong barrel, like a wide lens
@@ -64,6 +64,61 @@ def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
   np.testing.assert_array_equal(a[2], b[2])
   np.testing.assert_array_equal(a[1], b[1])
   assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() < 1.5
+
+
+def _rotation(axis, deg):
+  return cv2.Rodrigues(np.radians(deg) * np.asarray(axis, np.float64))[0]
+
+
+def test_a_turned_camera_sees_a_known_world_point_on_its_crop_pixel():
+  """The front end's aimed cameras: the crop is cut from a virtual camera turned about the
+  real one's centre (rolled 25 deg and pitched 8, like a camera rolled on its mount). A dot
+  drawn where the real, distorted lens puts a world point appears at the turned pinhole
+  camera's projection mapped by the crop meta, and the square is centred on the mask's
+  box in the turned image."""
+  cam = _Cam([3.0, 1.2, 2.0])
+  turn = _rotation([0, 0, 1], 25.0) @ _rotation([1, 0, 0], 8.0)
+  point = np.array([0.35, 1.5, -0.2])
+  distorted, _ = cv2.projectPoints(point[None], cv2.Rodrigues(cam.R)[0], cam.t, K, DIST)
+  u, v = distorted[0, 0]
+  frame = np.zeros((1280, 1000, 3), np.uint8)
+  cv2.circle(frame, (round(u), round(v)), 6, (255, 255, 255), -1)
+  mask = np.zeros((1280, 1000), bool)
+  mask[200:1100, 250:700] = True
+  crop, crop_mask, meta = crops.undistorted_square_crop(frame, mask, K, DIST, 128, rotation=turn)
+  expected = geometry.full_to_crop(geometry.project(point, K, turn @ cam.R, turn @ cam.t), meta)
+  weights = crop[..., 0].astype(float)
+  ys, xs = np.mgrid[:128, :128]
+  found = np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
+  np.testing.assert_allclose(found, expected, atol=0.35)
+  # The (turned) mask box is centred in the square and fills 1 / 1.1 of it.
+  rows, cols = np.flatnonzero(crop_mask.any(1)), np.flatnonzero(crop_mask.any(0))
+  box = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+  assert abs(box - 128 / 1.1) <= 2
+  assert abs((rows[0] + rows[-1]) / 2 - 63.5) <= 1.5 or abs((cols[0] + cols[-1]) / 2 - 63.5) <= 1.5
+  # Turning there and back is the identity; no turn is the camera as it is.
+  pixels = np.random.default_rng(0).uniform(0, 1000, (20, 2))
+  there = crops.turn_pixels(K, turn, pixels)
+  np.testing.assert_allclose(crops.turn_pixels(K, turn.T, there), pixels, atol=1e-8)
+  same = crops.undistorted_square_crop(frame, mask, K, DIST, 128, rotation=np.eye(3))
+  plain = crops.undistorted_square_crop(frame, mask, K, DIST, 128)
+  for a, b in zip(same, plain):
+    np.testing.assert_array_equal(a, b)
+  # A ray behind the turned camera maps to nan (and samples nothing).
+  assert np.isnan(crops.turn_pixels(K, _rotation([0, 1, 0], 120.0), K[:2, 2][None])).all()
+
+
+def test_look_at_aims_a_level_camera():
+  """geometry.look_at: the target on the optical axis (at the principal point), image x
+  horizontal, image y pointing down, a proper rotation; impossible aims are refused."""
+  R, t = geometry.look_at([2.0, 2.5, -1.0], [0.3, 0.9, 0.4])
+  np.testing.assert_allclose(geometry.project(np.array([0.3, 0.9, 0.4]), K, R, t), K[:2, 2])
+  np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+  assert np.isclose(np.linalg.det(R), 1.0) and abs(R[0, 1]) < 1e-12 and R[1, 1] < 0
+  with pytest.raises(ValueError, match='coincides'):
+    geometry.look_at([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+  with pytest.raises(ValueError, match='vertical'):
+    geometry.look_at([0.0, 3.0, 0.0], [0.0, 1.0, 0.0])
 
 
 def test_empty_mask_is_refused():

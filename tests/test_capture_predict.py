@@ -214,9 +214,9 @@ def test_user_masks_from_a_folder_and_a_video(demo_dir, blazepose_ready, tmp_pat
     cv2.imwrite(str(folder / f'{f:05d}.png'), box if f != 2 else box * 0)
   _write_video(tmp_path / 'cam04_masks.avi', 4, (1088, 1920), value=255)
 
-  def run(frames):
+  def run(frames):  # cameras as mounted, so that the boxes' sizes are the masks' own
     capture = pipeline.open_capture(videos, calib, num_frames=frames, progress=False,
-                                    masks={'cam01': str(folder),
+                                    aim_cameras=False, masks={'cam01': str(folder),
                                            'cam04': str(tmp_path / 'cam04_masks.avi')})
     return [s.clip for s in capture.segments(crop_size=32)]
 
@@ -240,6 +240,49 @@ def test_a_stretch_from_the_middle_at_another_frame_rate(demo_dir, blazepose_rea
   assert capture.source_frames.tolist() == [40, 42, 44, 46]
   assert capture.report['source_frames'] == [40, 46] and list(capture.thumbnails) == [1]
   assert np.isfinite(capture.landmarks).all() and segments[0].clip['crops'].shape[:2] == (2, 3)
+
+
+def test_network_cameras_are_aimed_at_the_person_and_level(demo_dir, blazepose_ready):
+  """The demo's cam04 is rolled about 26 deg on its mount and cam01 about 13: the world
+  vertical through the person leans by that much in their images, which ODAH never shows.
+  The clip's cameras are those cameras turned to look at the person with a level image x
+  axis: the vertical is upright in them, the aim point sits at the principal point, and
+  the person's triangulated hips land inside both crop masks in every frame."""
+  from banet_jax import geometry
+  from banet_jax.capture import calibration, pipeline, placement
+  calib = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  videos = [str(demo_dir / 'videos' / f'cam0{i}.mp4') for i in range(1, 5)]
+  capture = pipeline.open_capture(videos, calib, ('cam01', 'cam04'), num_frames=4,
+                                  select_frames=2, progress=False)
+  clip = next(iter(capture.segments(crop_size=64))).clip
+  aimed = capture.report['aimed_cameras']
+  assert 20 < abs(aimed['cam04']['vertical_lean_deg']) < 32, aimed
+  assert 8 < abs(aimed['cam01']['vertical_lean_deg']) < 18, aimed
+  for entry in aimed.values():
+    assert entry['turned_by_deg'] >= abs(entry['vertical_lean_deg']) - 1.0, aimed
+  # Clip frame X' of a world point X: X = origin + turn @ X'.
+  turn = placement.vertical_rotation(np.radians(capture.clip_heading_deg()))
+  to_clip = lambda x: (np.asarray(x) - capture.clip_origin()) @ turn
+  aim = to_clip(capture.aim_point())
+  points, _ = capture.triangulate()
+  hips = to_clip(points[:, list(pipeline.HIPS)].mean(axis=1))  # (T, 3)
+  for v in range(2):
+    K, R, t = (np.asarray(clip[k][v], np.float64) for k in ('camera_K', 'camera_R', 'camera_t'))
+    assert abs(pipeline.vertical_lean_deg(K, R, t, aim)) < 0.1
+    np.testing.assert_allclose(geometry.project(aim, K, R, t), K[:2, 2], atol=0.05)
+    for f in range(4):
+      x, y = np.round(geometry.full_to_crop(geometry.project(hips[f], K, R, t),
+                                            clip['crop_meta'][v, f])).astype(int)
+      assert clip['masks'][v, f, y, x], (v, f, x, y)
+  # Not aimed: the clip's cameras are the calibration's, the lean still reported.
+  mounted = pipeline.open_capture(videos, calib, ('cam01', 'cam04'), num_frames=2,
+                                  select_frames=2, aim_cameras=False, progress=False)
+  clip = next(iter(mounted.segments(crop_size=64))).clip
+  cam04 = calib.cameras[calib.names.index('cam04')]
+  turn = placement.vertical_rotation(np.radians(mounted.clip_heading_deg()))
+  np.testing.assert_allclose(clip['camera_R'][1], cam04.R @ turn, atol=1e-5)
+  assert mounted.report['aimed_cameras']['cam04']['turned_by_deg'] == 0.0
+  assert abs(mounted.report['aimed_cameras']['cam04']['vertical_lean_deg']) > 20
 
 
 def test_a_camera_that_exchanges_left_and_right_is_corrected(demo_dir, blazepose_ready):

@@ -127,16 +127,9 @@ def test_crop_pixels_to_grid_divides_by_crop_size():
 # geometry
 
 
-def _look_at(position, target, up=(0.0, 1.0, 0.0)):
-  """(R, t) of a camera at `position` looking at `target`, image y pointing down (world -up)."""
-  position, target, up = (np.asarray(a, np.float64) for a in (position, target, up))
-  z = target - position
-  z /= np.linalg.norm(z)
-  y = -(up - (up @ z) * z)
-  y /= np.linalg.norm(y)
-  x = np.cross(y, z)
-  r = np.stack([x, y, z])
-  return r, -r @ position
+def _look_at(position, target):
+  """(R, t) of a level camera at `position` looking at `target` (image y down)."""
+  return geometry.look_at(position, target)
 
 
 K_FULL = np.array([[600.0, 0.0, 320.0], [0.0, 610.0, 240.0], [0.0, 0.0, 1.0]])

@@ -37,6 +37,15 @@ Contract:
   (`banet_jax.crops`), so the clip's cameras are the pinhole `K, R, t` of the calibration;
   landmarks are kept as the cameras see them (distorted pixels); triangulation undoes the
   distortion.
+* Aimed cameras: with `aim_cameras` (the default) each network camera is turned about its
+  own centre so that it looks at the person (the centre of the box around the landmarks
+  triangulated over the selection frames, `aim_point`) with a level image x axis, as
+  every ODAH rig aims its cameras (pitch jitter 4 deg, roll 3 at most in odah/lab); the
+  crops are cut from that virtual camera's image (`crops.undistorted_square_crop` with
+  `rotation`) and the clip's cameras are the turned ones. The Pose2Sim demo's cam04 is
+  rolled 26 degrees on its mount and cam01 13: unturned, the person leans by as much in
+  their crops, which ODAH never shows. `report['aimed_cameras']` gives each camera's turn
+  and the lean of the world vertical at the person in its real image.
 * World: the calibration's (OpenSim ground, metres, y up). The clip's cameras are moved so
   that the person's mean horizontal position is the origin (`report['clip_origin']`): the
   network's visual-hull sampling casts its rays around the world origin
@@ -62,6 +71,7 @@ import cv2
 import numpy as np
 
 from banet_jax import crops as crop_lib
+from banet_jax import geometry
 from banet_jax.capture import persons
 from banet_jax.capture import placement
 from banet_jax.capture import video as video_lib
@@ -169,7 +179,7 @@ class Capture:
                *, fps: float = 60.0, start: int = 0, num_frames: int | None = None,
                masks: Mapping[str, str] | None = None, pose: persons.BlazePose | None = None,
                select_frames: int = 10, near=None, max_held_frames: int = 15,
-               face_forward: bool = True, progress: bool = True):
+               face_forward: bool = True, aim_cameras: bool = True, progress: bool = True):
     self.names = list(videos)
     self.network_cameras = tuple(network_cameras)
     if len(self.network_cameras) != 2 or len(set(self.network_cameras)) != 2:
@@ -200,6 +210,8 @@ class Capture:
     self.trackers = [persons.PersonTracker(self.pose) for _ in self.names]
     self.select_frames = max(1, min(select_frames, self.num_frames))
     self.face_forward = bool(face_forward)
+    self.aim_cameras = bool(aim_cameras)
+    self._turns = None  # {network camera: (3, 3) rotation or None}, set after the selection
     self._selection_points = None  # landmarks triangulated over the selection frames
     self.near = None if near is None else np.asarray(near, np.float64)
     c = len(self.names)
@@ -274,7 +286,8 @@ class Capture:
     try:
       if mask is None:
         raise EmptyMaskError('the person is not seen')
-      out = crop_lib.undistorted_square_crop(image, mask, cam.K, cam.dist, crop_size)
+      out = crop_lib.undistorted_square_crop(image, mask, cam.K, cam.dist, crop_size,
+                                             rotation=self.camera_turns()[name])
       self._last_crop[name], self._held_run[name] = out, 0
     except EmptyMaskError as e:
       where = f'camera {name} ({self.paths[c]}), frame {source_frame}'
@@ -320,11 +333,14 @@ class Capture:
         buffer.append((images, observations))
         if len(buffer) == self.select_frames:
           self._choose([[b[1][c] for b in buffer] for c in range(len(self.names))])
-          for g, (imgs, obs) in enumerate(buffer):
-            crops.append(self._frame(g, imgs, obs, net, crop_size))
+          # Every selection frame's landmarks first: the cameras are aimed from them.
+          picked = [self._observe(g, obs) for g, (_, obs) in enumerate(buffer)]
+          for g, ((imgs, _), p) in enumerate(zip(buffer, picked)):
+            crops.append(self._network_crops(g, imgs, p, net, crop_size))
           buffer = []
       else:
-        crops.append(self._frame(f, images, observations, net, crop_size))
+        picked = self._observe(f, observations)
+        crops.append(self._network_crops(f, images, picked, net, crop_size))
       if len(crops) >= segment_frames or (f == self.num_frames - 1 and crops):
         stop = f + 1
         yield Segment(stop - len(crops), stop, self._clip(crops, cams))
@@ -332,13 +348,18 @@ class Capture:
       t_decode = time.perf_counter()
     self.report['timings_s'] = dict(self.timings)
 
-  def _frame(self, f: int, images, observations, net, crop_size):
+  def _observe(self, f: int, observations) -> list:
+    """Records frame f's landmarks of the chosen person (sides corrected); returns the
+    chosen observation per camera (None where not seen)."""
     picked = [self._pick(c, obs) for c, obs in enumerate(observations)]
     for c, obs in enumerate(picked):
       if obs is not None:
         self.landmarks[c, f] = obs.landmarks
         self.visibility[c, f] = obs.visibility
     self._correct_sides(f)
+    return picked
+
+  def _network_crops(self, f: int, images, picked, net, crop_size) -> list:
     return [self._network_inputs(c, f, images[c], picked[c], crop_size) for c in net]
 
   def _correct_sides(self, f: int) -> None:
@@ -361,14 +382,56 @@ class Capture:
   def _clip(self, crops, cams) -> dict:
     origin = self.clip_origin()
     turn = placement.vertical_rotation(np.radians(self.clip_heading_deg()))
+    extrinsics = []
+    for name, c in zip(self.network_cameras, cams):
+      aim = self.camera_turns()[name]
+      extrinsics.append((c.R, c.t) if aim is None else (aim @ c.R, aim @ c.t))
     return {'crops': np.stack([[x[v][0] for x in crops] for v in range(2)]),
             'masks': np.stack([[x[v][1] for x in crops] for v in range(2)]),
             'crop_meta': np.stack([[x[v][2] for x in crops] for v in range(2)]),
             'camera_K': np.stack([c.K for c in cams]).astype(np.float32),
             # A world point X is origin + turn @ X' in the clip's frame X':
             # R X + t = (R turn) X' + (t + R origin).
-            'camera_R': np.stack([c.R @ turn for c in cams]).astype(np.float32),
-            'camera_t': np.stack([c.t + c.R @ origin for c in cams]).astype(np.float32)}
+            'camera_R': np.stack([r @ turn for r, _ in extrinsics]).astype(np.float32),
+            'camera_t': np.stack([t + r @ origin for r, t in extrinsics]).astype(np.float32)}
+
+  def camera_turns(self) -> dict[str, np.ndarray | None]:
+    """{network camera: (3, 3) rotation that aims it at `aim_point` with a level image x
+    axis (x_aimed = rotation @ x_camera), or None (not aimed)}; fixed for the whole
+    capture once the selection frames are in (module docstring, "Aimed cameras")."""
+    if self._turns is None:
+      self._turns = {name: None for name in self.network_cameras}
+      target = self.aim_point()
+      aimed = {}
+      for name in self.network_cameras:
+        cam = self.calibration.cameras[self.names.index(name)]
+        entry = {'vertical_lean_deg': None, 'turned_by_deg': 0.0}
+        if target is not None:
+          entry['vertical_lean_deg'] = vertical_lean_deg(cam.K, cam.R, cam.t, target)
+        if target is not None and self.aim_cameras:
+          try:
+            R, _ = geometry.look_at(geometry.camera_center(cam.R, cam.t), target)
+          except ValueError:  # looking straight down at the person: leave it as it is
+            R = None
+          if R is not None:
+            self._turns[name] = R @ cam.R.T
+            cos = (np.trace(self._turns[name]) - 1.0) / 2.0
+            entry['turned_by_deg'] = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+        aimed[name] = entry
+      self.report['aimed_cameras'] = aimed
+    return self._turns
+
+  def aim_point(self) -> np.ndarray | None:
+    """(3,) the world point the network cameras are aimed at: the centre of the box around
+    the landmarks triangulated over the selection frames (head to feet; an ODAH rig aims at
+    the centre of the box around the body over its clip). None when none was triangulated."""
+    if 'aim_point' not in self.report:
+      points = self._selection().reshape(-1, 3)
+      points = points[np.all(np.isfinite(points), axis=1)]
+      self.report['aim_point'] = (None if points.size == 0 else
+                                  (0.5 * (points.min(axis=0) + points.max(axis=0))).tolist())
+    point = self.report['aim_point']
+    return None if point is None else np.asarray(point)
 
   def clip_heading_deg(self) -> float:
     """The angle (deg) the clip's frame is turned by about the vertical: the person's mean
@@ -410,6 +473,15 @@ class Capture:
     (`placement.triangulate_landmarks`)."""
     return placement.triangulate_landmarks(self.landmarks[:, frames], self.visibility[:, frames],
                                            self.calibration.cameras, **kwargs)
+
+
+def vertical_lean_deg(K, R, t, point, height_m: float = 0.5) -> float:
+  """How far (deg) the world vertical through `point` leans in a pinhole camera's image:
+  0 upright, positive when its top leans towards image +x (to the right)."""
+  top = np.asarray(point, np.float64) + np.array([0.0, height_m, 0.0])
+  a, b = geometry.project(np.stack([np.asarray(point, np.float64), top]), K, R, t)
+  d = b - a
+  return float(np.degrees(np.arctan2(d[0], -d[1])))
 
 
 def _jsonable(value):

@@ -151,17 +151,7 @@ def look_at(center, target, roll_deg: float = 0.0, pitch_deg: float = 0.0
   its optical axis.
   """
   center = np.asarray(center, np.float64)
-  z = np.asarray(target, np.float64) - center
-  norm = np.linalg.norm(z)
-  if norm < 1e-9:
-    raise ValueError('look_at: the camera centre coincides with the target')
-  z /= norm
-  x = np.cross(z, [0.0, 1.0, 0.0])
-  if np.linalg.norm(x) < 1e-6:
-    raise ValueError('look_at: the viewing direction is vertical; the image x axis is undefined')
-  x /= np.linalg.norm(x)
-  y = np.cross(z, x)  # down in the image
-  rot = np.stack([x, y, z])
+  rot, _ = geometry.look_at(center, target)
   p, r = math.radians(pitch_deg), math.radians(roll_deg)
   # Tilting the axis up is a rotation about camera x by -p (y points down).
   pitch = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(p), math.sin(p)],
