@@ -145,6 +145,12 @@ def _predict_videos(out_dir):
   print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from {", ".join(used)} '
         f'({_METHOD.value}); the person at {where} m (tracks {person["track_per_camera"]}, '
         f'candidates {person["candidates_per_camera"]}); floor from {report["floor"]["source"]}')
+  if not use_keypoints and report.get('aimed_cameras'):
+    print('  network cameras turned to aim at the person (deg; the vertical\'s lean in the '
+          'camera as mounted): ' + ', '.join(
+              f"{n} {a['turned_by_deg']:.1f}" + ('' if a['vertical_lean_deg'] is None else
+                                                 f" (lean {a['vertical_lean_deg']:+.1f})")
+              for n, a in report['aimed_cameras'].items()))
   if use_keypoints:
     summary = report['keypoints']
     rms = summary['marker_rms_mm']

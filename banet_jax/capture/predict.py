@@ -11,8 +11,9 @@
   network_inputs.png          what BANet saw at those frames: the two masked crops (not
                               written by the keypoint method, which has no network)
   angles.png                  the main coordinates over time
-  report.json                 method, cameras, person choice, floor, placement residuals,
-                              timings
+  report.json                 method, cameras, person choice, how far each network camera
+                              was turned to aim at the person (`aimed_cameras`), floor,
+                              placement residuals, timings
   predictions.npz             raw arrays: coordinates (T, C), scales (B, 3), landmarks
                               (C, T, 33, 2) in pixels as the cameras see them (distorted),
                               visibility (C, T, 33), world landmarks (T, 33, 3), and the
