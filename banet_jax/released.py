@@ -14,7 +14,7 @@ A release is a folder of three files:
 goes from videos to a .mot with no training. `Predictor.restore` reads a release folder
 like a training workdir.
 
-    python -m banet_jax.released --run=runs/lab_mid_s2 --name=odah_lab_mid   # export
+    python -m banet_jax.released --run=runs/lab15_tiny_s2_from_s0 --name=odah_lab15_tiny  # export
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from banet_jax import checkpoints
 
 RELEASED_DIR = pathlib.Path(__file__).resolve().parent / 'released'
-DEFAULT_MODEL = 'odah_lab_mid'
+DEFAULT_MODEL = 'odah_lab15_tiny'
 RELEASE_FILE = 'release.json'
 PARAMS_FILE = 'params.msgpack'
 STORAGE_DTYPES = ('float16', 'float32')
