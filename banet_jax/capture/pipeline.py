@@ -34,7 +34,8 @@ Contract:
   folder of PNG files (one per source video frame, sorted by name, nonzero = person) or a
   mask video per network camera, in the distorted frame like the video.
 * Lens distortion: crops are resampled from the distorted frames as if undistorted
-  (`banet_jax.crops`), so the clip's cameras are the pinhole `K, R, t` of the calibration;
+  (`banet_jax.crops`), so the clip's cameras are pinhole cameras: the calibration's `K`
+  with its `R, t` (turned, see "Aimed cameras");
   landmarks are kept as the cameras see them (distorted pixels); triangulation undoes the
   distortion.
 * Aimed cameras: with `aim_cameras` (the default) each network camera is turned about its
