@@ -34,9 +34,9 @@ def test_distort_pixels_matches_opencv_projection():
   np.testing.assert_allclose(crops.distort_pixels(K, DIST, ideal), expected[:, 0], atol=1e-6)
 
 
-def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
-  """A dot drawn where the real (distorted) lens puts a world point appears in the crop at
-  the pinhole projection mapped by the crop meta, as BANet's geometry assumes."""
+def _dot_scene():
+  """(camera, world point, frame, mask): a white dot drawn where the real (distorted) lens
+  puts the point, inside a person-sized mask box."""
   cam = _Cam([3.0, 1.2, 2.0])
   point = np.array([0.35, 1.5, -0.2])
   distorted, _ = cv2.projectPoints(point[None], cv2.Rodrigues(cam.R)[0], cam.t, K, DIST)
@@ -45,12 +45,23 @@ def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
   cv2.circle(frame, (round(u), round(v)), 6, (255, 255, 255), -1)
   mask = np.zeros((1280, 1000), bool)
   mask[200:1100, 250:700] = True  # a person-sized box around the dot
+  return cam, point, frame, mask
+
+
+def _dot_centre(crop) -> np.ndarray:
+  """(x, y) crop pixel of the dot: the brightness-weighted centroid."""
+  weights = crop[..., 0].astype(float)
+  ys, xs = np.mgrid[:crop.shape[0], :crop.shape[1]]
+  return np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
+
+
+def test_known_world_point_lands_on_its_crop_pixel_through_the_lens():
+  """A dot drawn where the real (distorted) lens puts a world point appears in the crop at
+  the pinhole projection mapped by the crop meta, as BANet's geometry assumes."""
+  cam, point, frame, mask = _dot_scene()
   crop, crop_mask, meta = crops.undistorted_square_crop(frame, mask, K, DIST, 128)
   expected = geometry.full_to_crop(geometry.project(point, K, cam.R, cam.t), meta)
-  weights = crop[..., 0].astype(float)
-  ys, xs = np.mgrid[:128, :128]
-  found = np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
-  np.testing.assert_allclose(found, expected, atol=0.35)  # crop pixels (scale ~7.7 px)
+  np.testing.assert_allclose(_dot_centre(crop), expected, atol=0.35)  # crop px (scale ~7.7 px)
   assert crop_mask.any() and meta[2] > 1
   # Without distortion it is the plain square crop of odah_tfds.
   from banet_jax.crops import square_crop
@@ -76,21 +87,11 @@ def test_a_turned_camera_sees_a_known_world_point_on_its_crop_pixel():
   drawn where the real, distorted lens puts a world point appears at the turned pinhole
   camera's projection mapped by the crop meta, and the square is centred on the mask's
   box in the turned image."""
-  cam = _Cam([3.0, 1.2, 2.0])
+  cam, point, frame, mask = _dot_scene()
   turn = _rotation([0, 0, 1], 25.0) @ _rotation([1, 0, 0], 8.0)
-  point = np.array([0.35, 1.5, -0.2])
-  distorted, _ = cv2.projectPoints(point[None], cv2.Rodrigues(cam.R)[0], cam.t, K, DIST)
-  u, v = distorted[0, 0]
-  frame = np.zeros((1280, 1000, 3), np.uint8)
-  cv2.circle(frame, (round(u), round(v)), 6, (255, 255, 255), -1)
-  mask = np.zeros((1280, 1000), bool)
-  mask[200:1100, 250:700] = True
   crop, crop_mask, meta = crops.undistorted_square_crop(frame, mask, K, DIST, 128, rotation=turn)
   expected = geometry.full_to_crop(geometry.project(point, K, turn @ cam.R, turn @ cam.t), meta)
-  weights = crop[..., 0].astype(float)
-  ys, xs = np.mgrid[:128, :128]
-  found = np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
-  np.testing.assert_allclose(found, expected, atol=0.35)
+  np.testing.assert_allclose(_dot_centre(crop), expected, atol=0.35)
   # The (turned) mask box is centred in the square and fills 1 / 1.1 of it.
   rows, cols = np.flatnonzero(crop_mask.any(1)), np.flatnonzero(crop_mask.any(0))
   box = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
