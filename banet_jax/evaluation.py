@@ -29,7 +29,8 @@ from banet_jax.inference import Predictor
 from banet_jax.model.outputs import OutputLayout, root_relative, skeleton_points
 
 
-def _wrap(angle):
+def wrap_angle(angle):
+  """Angles (radians, any shape) wrapped to [-pi, pi)."""
   return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
@@ -63,7 +64,7 @@ def frame_metrics(layout: OutputLayout, pred_coords, pred_scales, gt_coords,
                      f'{gt_coords.shape}, {pred_scales.shape} vs {gt_scales.shape}')
   diff = pred_coords - gt_coords
   rot = np.asarray(layout.skeleton.rotational)
-  diff[:, rot] = _wrap(diff[:, rot])
+  diff[:, rot] = wrap_angle(diff[:, rot])
   # Global translations are never predicted: points are compared root-relative.
   pred_points = root_relative(layout, np.asarray(skeleton_points(layout, pred_coords,
                                                                  pred_scales)))
@@ -101,7 +102,7 @@ STILL_RAD = 1e-6
 def _circular_deviations(x) -> np.ndarray:
   """(N,) angles (rad) as wrapped differences from their circular mean."""
   x = np.asarray(x, np.float64)
-  return _wrap(x - np.arctan2(np.sin(x).mean(), np.cos(x).mean()))
+  return wrap_angle(x - np.arctan2(np.sin(x).mean(), np.cos(x).mean()))
 
 
 def series_tracking(pred, truth) -> tuple[float | None, float | None]:
@@ -276,7 +277,8 @@ PLOTTED_COORDINATES = ('hip_flexion_r', 'knee_angle_r', 'ankle_angle_r', 'lumbar
                        'arm_flex_r', 'elbow_flex_r')
 
 
-def _text(value) -> str:
+def text(value) -> str:
+  """A TFDS string feature (bytes, a 0-d array or str) as str."""
   value = np.asarray(value).item() if np.ndim(value) == 0 else value
   return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -296,7 +298,7 @@ def select_clips(source, families: Sequence[str] | None = None, max_clips: int =
       clip = source[i]
       if 'motion_family' not in clip:
         raise ValueError('these clips have no motion_family: --families needs an ODAH split')
-      family = _text(clip['motion_family'])
+      family = text(clip['motion_family'])
       seen.add(family)
       if family in wanted:
         chosen.append(i)
@@ -347,7 +349,7 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
   plotted = [n for n in PLOTTED_COORDINATES if n in skel.coordinate_names]
   for i, index in enumerate(selected):
     clip = source[index]
-    clip_id = _text(clip.get('clip_id', f'clip{i:04d}'))
+    clip_id = text(clip.get('clip_id', f'clip{i:04d}'))
     gt_q = np.asarray(clip['coordinates'], np.float64)
     gt_s = np.broadcast_to(np.asarray(clip['scales'], np.float64), (len(gt_q),) + mean_s.shape)
     pred = predictor.predict_clip(clip)

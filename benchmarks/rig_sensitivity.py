@@ -60,11 +60,6 @@ def camera_geometry(clip) -> np.ndarray:
   return np.asarray(out)
 
 
-def _clip_id(clip) -> str:
-  value = np.asarray(clip['clip_id']).item()
-  return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def rerender(generation, rig: str, split: str, max_subjects: int) -> dict[str, dict]:
   """{clip id: clip arrays} of `split`, generated with a config's `generation` settings
   (`generate.GenerationConfig`) and `rig`."""
@@ -101,7 +96,7 @@ def main(argv):
                          f'{configs[name].version}: the re-rendered clips would not match')
 
   built_source = data.open_source(_DATASET.value, _SPLIT.value, _DATA_DIR.value)
-  built = {_clip_id(c): c for c in (built_source[i] for i in range(len(built_source)))}
+  built = {evaluation.text(c['clip_id']): c for c in (built_source[i] for i in range(len(built_source)))}
   cache = pathlib.Path(_CACHE.value) if _CACHE.value else None
   if cache and cache.exists():
     with cache.open('rb') as f:
@@ -142,7 +137,7 @@ def main(argv):
       for k in ids:
         truth = np.asarray(clips[k]['coordinates'], np.float64)
         diff = predictor.predict_clip(dict(clips[k]))['coordinates'] - truth
-        diff = np.degrees((diff + np.pi) % (2 * np.pi) - np.pi)
+        diff = np.degrees(evaluation.wrap_angle(diff))
         mae.append(np.abs(diff[:, rotational]).mean())
         signed.append(diff[:, flexion].mean(axis=0))
       print(f'| {model} | {label} | {np.mean(mae):.2f} | '

@@ -75,7 +75,7 @@ _FACE_FORWARD = flags.DEFINE_bool('face_forward', True, "Turn each clip's frame 
 _AIM = flags.DEFINE_bool('aim_cameras', True, 'Cut the crops from each network camera turned '
                          'to look at the person with a level image x axis, as ODAH aims its '
                          'cameras (pipeline.Capture; --noaim_cameras: the cameras as mounted, '
-                         'as before 2026-12-08).')
+                         'as before 2026-12-07, seventh session).')
 _PLOT = flags.DEFINE_list('plot_coordinates', ['knee_angle_r', 'knee_angle_l', 'elbow_flex_r'],
                           'Coordinates drawn in curves.jpg (every model, every pair, against '
                           'the reference); empty: no picture.')

@@ -129,7 +129,8 @@ def _predict_videos(out_dir):
     masks = dict(zip(cameras, _MASKS.value))
   capture = pipeline.Capture(mapping, calib, cameras, fps=_FPS.value, start=_START.value,
                              num_frames=_NUM_FRAMES.value or None, masks=masks,
-                             aim_cameras=_AIM.value, near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
+                             aim_cameras=_AIM.value,
+                             near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
   name = _NAME.value
   if use_keypoints:
     report = keypoints.keypoints_capture(capture, out_dir, name=name, cutoff_hz=_CUTOFF_HZ.value)
