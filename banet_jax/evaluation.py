@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from banet_jax import export
+from banet_jax import export, filtering
 from banet_jax.inference import Predictor
 from banet_jax.model.outputs import OutputLayout, root_relative, skeleton_points
 
@@ -313,7 +313,7 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
                         dataset: str | None = None, data_dir: str | None = None,
                         max_clips: int = 0, plot_clips: int = 3, export_clips: int = 3,
                         baseline_split: str = 'train', families: Sequence[str] | None = None,
-                        log=print) -> dict:
+                        cutoff_hz: float | None = None, log=print) -> dict:
   """Metrics of a trained BANet on a split, next to the mean-pose baseline.
 
   The data are the run's (`TrainConfig.data`), with `dataset` / `data_dir` over them where
@@ -321,7 +321,9 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
   (`select_clips`; the baseline stays the whole training split's mean pose). Writes into
   `out_dir`: metrics.json, metrics.md (the table), coordinate_errors.png,
   curves_<clip>.png for `plot_clips` clips, and exports/<clip>.{mot,trc,osim} (the
-  prediction as OpenSim files) for `export_clips` clips.
+  prediction as OpenSim files) for `export_clips` clips. With `cutoff_hz` (> 0) each clip's
+  predicted coordinates are low-passed (`filtering.filter_coordinates`, as `launch.predict
+  --videos` writes them) before anything is measured.
   Returns the results dict.
   """
   out_dir = pathlib.Path(out_dir)
@@ -352,7 +354,11 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
     clip_id = text(clip.get('clip_id', f'clip{i:04d}'))
     gt_q = np.asarray(clip['coordinates'], np.float64)
     gt_s = np.broadcast_to(np.asarray(clip['scales'], np.float64), (len(gt_q),) + mean_s.shape)
+    fps = float(np.asarray(clip.get('fps', 60.0)))
     pred = predictor.predict_clip(clip)
+    if cutoff_hz:
+      pred = dict(pred, coordinates=filtering.filter_coordinates(skel, pred['coordinates'], fps,
+                                                                 cutoff_hz))
     pred_s = np.broadcast_to(pred['scales'], gt_s.shape)
     errors['BANet'].append(frame_metrics(layout, pred['coordinates'], pred_s, gt_q, gt_s))
     predicted.append(pred['coordinates'])
@@ -360,7 +366,6 @@ def evaluate_checkpoint(checkpoint: str, split: str, out_dir: str | pathlib.Path
     base_q = np.broadcast_to(mean_q, gt_q.shape)
     errors['mean-pose baseline'].append(frame_metrics(layout, base_q, np.broadcast_to(
         mean_s, gt_s.shape), gt_q, gt_s))
-    fps = float(np.asarray(clip.get('fps', 60.0)))
     if i < plot_clips:
       plot_angle_curves(out_dir / f'curves_{clip_id}.png', np.arange(len(gt_q)) / fps,
                         skel.coordinate_names, gt_q,

@@ -39,6 +39,16 @@ of the gap is the person's appearance:
   odah_stats  each view's mask pixels shifted and scaled per channel to ODAH's mean and
               standard deviation of person pixels.
 
+--pair_average adds, per model, the row 'NAME [pairs averaged]': the predictions of all
+--pairs averaged per frame (`capture.predict.average_coordinates`: circular means of the
+angles), placed again, as `launch.predict --pairs` writes them with three or more cameras;
+its pair diff is '-' and its other columns are the average's.
+
+--cutoff_hz gives each model one row per cutoff: 0 the coordinates as the network
+predicts them (the row named after the model), a positive cutoff those coordinates
+low-passed after placement as `launch.predict --videos` writes them
+(`banet_jax.filtering.filter_coordinates`, zero-lag Butterworth; the row 'NAME [6 Hz]').
+
 The mean pose takes the reference's pelvis orientation (so the pelvis is left out of ref
 MAE) and is placed like the models.
 """
@@ -79,6 +89,12 @@ _AIM = flags.DEFINE_bool('aim_cameras', True, 'Cut the crops from each network c
 _PLOT = flags.DEFINE_list('plot_coordinates', ['knee_angle_r', 'knee_angle_l', 'elbow_flex_r'],
                           'Coordinates drawn in curves.jpg (every model, every pair, against '
                           'the reference); empty: no picture.')
+_CUTOFFS = flags.DEFINE_list('cutoff_hz', ['0', '6'], 'Low-pass cutoffs (Hz) of the models\' '
+                             'coordinates, one row each (0: unfiltered; 6: what launch.predict '
+                             'writes by default).')
+_PAIR_AVERAGE = flags.DEFINE_bool('pair_average', True, 'Also a row per model with the '
+                                   "predictions of all --pairs averaged ('NAME [pairs "
+                                   "averaged]'; launch.predict --pairs).")
 _MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 5.0, 'A coordinate is well determined by '
                                  'the reference when its leave-one-camera-out spread is below.')
 
@@ -220,8 +236,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   # pylint: disable=g-import-not-at-top
-  from banet_jax import data, evaluation
-  from banet_jax.capture import calibration, demo, keypoints, persons, placement
+  from banet_jax import data, evaluation, filtering
+  from banet_jax.capture import calibration, demo, keypoints, persons, placement, predict
   from banet_jax.inference import Predictor
   from banet_jax.model.banet import layout_for
   from banet_jax.skeleton import load_osim
@@ -243,6 +259,9 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'--plot_coordinates: {unknown} are not coordinates of the project '
                          f'model; choose from {list(skel.coordinate_names)}')
+  cutoffs = [float(c) for c in _CUTOFFS.value]
+  if any(c < 0 for c in cutoffs):
+    raise app.UsageError(f'--cutoff_hz: cutoffs are >= 0 Hz (0: unfiltered), got {cutoffs}')
   pose = persons.BlazePose()
   num_frames = _NUM_FRAMES.value or None
 
@@ -343,9 +362,23 @@ def main(argv):
         translation, _ = placement.pelvis_translation(skel, q, s, points)
         per_pair[pair] = (placement.place(skel, q, translation), s)
       row = name if variant == 'real' else f'{name} [{variant}]'
-      results[row] = {'per_pair': per_pair, 'net_s': net / sum(c.num_frames for c, _ in
-                                                               cuts.values()),
-                      'crop': predictor.net.config.image_size}
+      rows_of_model = {row: per_pair}
+      if _PAIR_AVERAGE.value and len(per_pair) > 1:
+        # Every pair's prediction averaged (launch.predict --pairs), placed again.
+        q = predict.average_coordinates(skel, [q for q, _ in per_pair.values()])
+        s = np.mean([s for _, s in per_pair.values()], axis=0)
+        translation, _ = placement.pelvis_translation(skel, q, s, points)
+        rows_of_model[f'{row} [pairs averaged]'] = {
+            p: (placement.place(skel, q, translation), s) for p in per_pair}
+      for label, per in rows_of_model.items():
+        for cutoff in cutoffs:
+          results[label + (f' [{cutoff:g} Hz]' if cutoff else '')] = {
+              'per_pair': {p: ((filtering.filter_coordinates(skel, q, fps, cutoff) if cutoff
+                                else q), s) for p, (q, s) in per.items()},
+              # Per two-view frame; an average's per output frame (every pair's).
+              'net_s': net / (capture.num_frames if label != row else
+                              sum(c.num_frames for c, _ in cuts.values())),
+              'crop': predictor.net.config.image_size, 'averaged': label != row}
 
   rows, summary = [], {}
   seen = (capture.landmarks, capture.visibility, capture.calibration)
@@ -371,7 +404,8 @@ def main(argv):
                          n: float(np.mean([angle_diff_deg(q[:, skel.coordinate_index(n)],
                                                           ref_q[:, skel.coordinate_index(n)]).mean()
                                            for q in qs])) for n in well}}
-    rows.append((name, f'{ref_mae:.1f}', '-' if name == 'mean pose' else f'{pair_diff:.1f}',
+    rows.append((name, f'{ref_mae:.1f}',
+                 '-' if name == 'mean pose' or r.get('averaged') else f'{pair_diff:.1f}',
                  f'{reproj:.3f}', f'{jit:.2f}',
                  '-' if name == 'mean pose' else f'{r["net_s"]:.3f}',
                  '-' if np.isnan(track_r) else f'{track_r:.2f}', f'{track_range:.2f}'))

@@ -32,6 +32,9 @@ _PLOT_CLIPS = flags.DEFINE_integer('plot_clips', 3, 'Clips to plot angle curves 
 _EXPORT_CLIPS = flags.DEFINE_integer('export_clips', 3, 'Clips to export as .mot/.trc/.osim.')
 _FAMILIES = flags.DEFINE_list('families', None, 'Only the clips of these motion families, '
                               "e.g. 'balance_reach' (default: all clips).")
+_CUTOFF_HZ = flags.DEFINE_float('cutoff_hz', 0.0, 'Low-pass each clip\'s predicted coordinates '
+                                 'at this cutoff (Hz) before measuring, as launch.predict '
+                                 '--videos writes them (6: its default); 0: as predicted.')
 
 
 def main(argv):
@@ -55,7 +58,8 @@ def main(argv):
     results = evaluation.evaluate_checkpoint(
         str(path), _SPLIT.value, out_dir, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
         max_clips=_MAX_CLIPS.value, plot_clips=_PLOT_CLIPS.value,
-        export_clips=_EXPORT_CLIPS.value, families=_FAMILIES.value)
+        export_clips=_EXPORT_CLIPS.value, families=_FAMILIES.value,
+        cutoff_hz=_CUTOFF_HZ.value or None)
   except (checkpoints.CheckpointError, released.ReleaseError, data.DatasetNotFoundError,
           ValueError) as e:
     sys.exit(f'error: {e}')

@@ -18,7 +18,8 @@ r"""Predict OpenSim kinematics with a trained BANet and write the files OpenSim 
 Per clip it writes <clip>.mot (coordinates, degrees), <clip>.osim (the model scaled by
 OpenSim with the predicted body scales) and <clip>.trc (that model's markers), plus
 predictions.npz with the raw arrays. With --videos, also overlay pictures of every camera,
-angle curves and report.json (banet_jax/capture/predict.py); --method=keypoints writes the
+angle curves and report.json (banet_jax/capture/predict.py), and the coordinates are
+low-passed at --cutoff_hz (6 Hz) before they are written; --method=keypoints writes the
 same files from the classic triangulate-filter-scale-IK method (banet_jax/capture/keypoints.py).
 """
 
@@ -57,13 +58,16 @@ _CALIBRATION = flags.DEFINE_string('calibration', None, 'Calibration file or fol
 _CALIBRATION_FORMAT = flags.DEFINE_enum(
     'calibration_format', 'auto', ['auto', 'pose2sim', 'qualisys', 'anipose', 'opencap', 'banet',
                                    'project'], 'Calibration format.')
-_CAMERAS = flags.DEFINE_list('cameras', None, 'The two cameras BANet sees (default: the first '
-                             'two videos).')
+_CAMERAS = flags.DEFINE_list(
+    'cameras', None, 'The two cameras BANet sees (default: the first two videos), or camera '
+    'pairs, e.g. cam01+cam04,cam02+cam03: BANet on each pair, their coordinates averaged '
+    '(on the Pose2Sim demo 0.6 deg closer to the four-camera reference than one pair, at '
+    'twice the network time; MODEL_CARD.md).')
 _CAMERA_NAMES = flags.DEFINE_list('camera_names', None, 'Calibration camera of each video, in '
                                   'order (default: from the file names).')
-_MASKS = flags.DEFINE_list('masks', None, 'Your own person masks for the two --cameras: a folder '
-                           'of images (one per video frame) or a mask video each (default: '
-                           'BlazePose segmentation).')
+_MASKS = flags.DEFINE_list('masks', None, 'Your own person masks for the --cameras, in the order '
+                           'they first appear: a folder of images (one per video frame) or a '
+                           'mask video each (default: BlazePose segmentation).')
 _NEAR = flags.DEFINE_list('near', None, 'x,y,z (metres, project world: y up): with several '
                           'people, follow the one standing nearest this point (default: the '
                           'most central in the images).')
@@ -76,8 +80,10 @@ _FPS = flags.DEFINE_float('fps', 60.0, 'Frame rate the videos are resampled to (
 _START = flags.DEFINE_integer('start', 0, 'First output frame (at --fps).')
 _NUM_FRAMES = flags.DEFINE_integer('num_frames', 0, 'Output frames to process (0: all).')
 _NAME = flags.DEFINE_string('name', 'capture', 'Name of the output files (with --videos).')
-_CUTOFF_HZ = flags.DEFINE_float('cutoff_hz', 6.0, 'Low-pass cutoff of the triangulated '
-                                 'landmarks (--method=keypoints; Pose2Sim: 6 Hz).')
+_CUTOFF_HZ = flags.DEFINE_float(
+    'cutoff_hz', 6.0, 'Zero-lag low-pass (Butterworth, 4th order; Pose2Sim: 6 Hz) of the '
+    'triangulated landmarks (--method=keypoints) or of the predicted coordinates (banet, '
+    'with --videos; 0: none, as the network predicts them).')
 _QCA_DISTORTION = flags.DEFINE_float(
     'qualisys_distortion_scale', 1.0, 'Divisor of the distortion coefficients of a Qualisys '
     '.qca.txt (1: as written; Pose2Sim divides by 64). See the README.')
@@ -119,7 +125,13 @@ def _predict_videos(out_dir):
   use_keypoints = _METHOD.value == 'keypoints'
   # The keypoint method uses every camera; the capture still wants two "network" cameras
   # (it cuts their crops, unused here): the first two videos.
-  cameras = tuple((None if use_keypoints else _CAMERAS.value) or list(mapping)[:2])
+  given = (None if use_keypoints else _CAMERAS.value) or list(mapping)[:2]
+  pairs = ([tuple(entry.split('+')) for entry in given] if any('+' in e for e in given)
+           else [tuple(given)])
+  if any(len(pair) != 2 for pair in pairs):
+    raise ValueError(f'--cameras: give two cameras (cam01,cam04) or pairs joined by "+" '
+                     f'(cam01+cam04,cam02+cam03), got {given}')
+  cameras = tuple(dict.fromkeys(n for pair in pairs for n in pair))  # as Capture orders them
   if _NEAR.value and len(_NEAR.value) != 3:
     raise ValueError(f'--near needs x,y,z in metres, got {_NEAR.value}')
   masks = None
@@ -127,7 +139,7 @@ def _predict_videos(out_dir):
     if len(_MASKS.value) != len(cameras):
       raise ValueError(f'--masks needs one folder or video per network camera {list(cameras)}')
     masks = dict(zip(cameras, _MASKS.value))
-  capture = pipeline.Capture(mapping, calib, cameras, fps=_FPS.value, start=_START.value,
+  capture = pipeline.Capture(mapping, calib, pairs, fps=_FPS.value, start=_START.value,
                              num_frames=_NUM_FRAMES.value or None, masks=masks,
                              aim_cameras=_AIM.value,
                              near=[float(v) for v in _NEAR.value] if _NEAR.value else None)
@@ -139,8 +151,9 @@ def _predict_videos(out_dir):
     # Lazy: BANet stack, 2.5 s: not for --help.
     from banet_jax.inference import Predictor  # pylint: disable=g-import-not-at-top
     predictor = Predictor.restore(_CHECKPOINT.value, frame_batch=_FRAME_BATCH.value)
-    report = predict.predict_capture(predictor, capture, out_dir, name=name)
-    used = cameras
+    report = predict.predict_capture(predictor, capture, out_dir, name=name,
+                                     cutoff_hz=_CUTOFF_HZ.value or None)
+    used = [pipeline.pair_name(pair) for pair in capture.pairs]
   person = report['person']
   where = np.round(person['selection']['position'], 2).tolist()
   print(f'{name}: {capture.num_frames} frames at {capture.fps:g} fps from {", ".join(used)} '
@@ -152,6 +165,12 @@ def _predict_videos(out_dir):
               f"{n} {a['turned_by_deg']:.1f}" + ('' if a['vertical_lean_deg'] is None else
                                                  f" (lean {a['vertical_lean_deg']:+.1f})")
               for n, a in report['aimed_cameras'].items()))
+  if not use_keypoints:
+    flt = report['coordinate_filter']
+    print('  coordinates: ' + (f'the mean of {len(capture.pairs)} pairs\' (circular for '
+                               'angles), ' if len(capture.pairs) > 1 else '')
+          + (f"low-passed at {flt['cutoff_hz']:g} Hz (zero-lag Butterworth; the network's own "
+             "in predictions.npz, raw_coordinates)" if flt else 'as the network predicts them'))
   if use_keypoints:
     summary = report['keypoints']
     rms = summary['marker_rms_mm']

@@ -129,37 +129,6 @@ def test_known_pose_is_recovered_through_four_cameras(skel, known):
   assert not solution.rejected.any()
 
 
-def test_filter_keeps_slow_motion_and_removes_fast(skel):
-  t = np.arange(240) / FPS
-  slow, fast = np.sin(2 * np.pi * 1.0 * t), np.sin(2 * np.pi * 15.0 * t)
-  out = keypoints.filter_points(np.stack([slow, fast, slow + 0.2 * fast], axis=1), FPS)
-  middle = slice(30, 210)  # away from the ends
-  np.testing.assert_allclose(out[middle, 0], slow[middle], atol=0.01)
-  assert np.abs(out[middle, 1]).max() < 0.05  # 15 Hz: |H|^2 ~ 0.02 at 6 Hz, 4th order
-  np.testing.assert_allclose(out[middle, 2], slow[middle], atol=0.02)
-  np.testing.assert_array_equal(out, keypoints.filter_points(
-      np.stack([slow, fast, slow + 0.2 * fast], axis=1), FPS))  # deterministic
-
-
-def test_filter_bridges_short_gaps_and_keeps_long_ones():
-  t = np.arange(200) / FPS
-  x = np.sin(2 * np.pi * 0.5 * t)[:, None, None] * np.ones((1, 2, 3))
-  x[:3] = np.nan              # at the start: nothing to bridge from
-  x[50:58, 0] = np.nan        # 8 frames: bridged
-  x[100:125, 0] = np.nan      # 25 frames: kept
-  out = keypoints.filter_points(x, FPS)
-  assert np.isnan(out[:3]).all() and np.isnan(out[100:125, 0]).all()
-  np.testing.assert_allclose(out[50:58, 0], np.sin(2 * np.pi * 0.5 * t[50:58])[:, None]
-                             * np.ones(3), atol=0.01)
-  assert np.isfinite(out[3:100]).all() and np.isfinite(out[125:]).all()
-  short = np.random.default_rng(0).normal(size=(9, 3))  # not longer than the padding
-  np.testing.assert_array_equal(keypoints.filter_points(short, FPS), short)
-  with pytest.raises(ValueError, match='Nyquist'):
-    keypoints.filter_points(x, 10.0)
-  with pytest.raises(ValueError, match='even'):
-    keypoints.filter_points(x, FPS, order=3)
-
-
 def test_an_ankle_on_the_wrong_limb_is_rejected_with_its_foot(known):
   points = known.points.copy()
   points[5, 28] += [0.3, -0.6, 0.8]  # right ankle 1 m away in one frame

@@ -55,14 +55,17 @@ def _videos(folder, cams=(1, 2, 3, 4)):
 def test_videos_to_opensim_files_on_the_real_capture(smoke_checkpoint, demo_dir, blazepose_ready,
                                                      tmp_path):
   import opensim
+  from banet_jax import filtering
+  from banet_jax.skeleton.models import project_skeleton
+  skel = project_skeleton()
   out_dir = tmp_path / 'out'
   out = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={_videos(demo_dir)}',
                  f'--calibration={demo_dir / "calibration" / "Calib.qca.txt"}',
-                 '--cameras=cam01,cam04', '--num_frames=6', f'--out_dir={out_dir}', '--name=demo')
+                 '--cameras=cam01,cam04', '--num_frames=12', f'--out_dir={out_dir}', '--name=demo')
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
   report = json.loads((out_dir / 'report.json').read_text())
   assert report['network_cameras'] == ['cam01', 'cam04']
-  assert report['frames'] == 6 and report['floor']['source'] == 'calibration'
+  assert report['frames'] == 12 and report['floor']['source'] == 'calibration'
   assert set(report['person']['track_per_camera']) == {'cam01', 'cam02', 'cam03', 'cam04'}
   for name in ('demo.mot', 'demo.trc', 'demo.osim', 'angles.png', 'overlays.png',
                'network_inputs.png',
@@ -71,7 +74,15 @@ def test_videos_to_opensim_files_on_the_real_capture(smoke_checkpoint, demo_dir,
   model = opensim.Model(str(out_dir / 'demo.osim'))
   model.initSystem()
   table = opensim.TimeSeriesTable(str(out_dir / 'demo.mot'))
-  assert table.getNumRows() == 6
+  assert table.getNumRows() == 12
+  # The coordinates written are the network's, placed, then low-passed at 6 Hz (the
+  # default --cutoff_hz); the network's own are kept in predictions.npz.
+  assert report['coordinate_filter']['cutoff_hz'] == 6.0
+  arrays = np.load(out_dir / 'predictions.npz')
+  np.testing.assert_allclose(arrays['coordinates'], filtering.filter_coordinates(
+      skel, arrays['raw_coordinates'], 60.0), atol=1e-9)
+  assert np.abs(np.diff(arrays['coordinates'], 2, axis=0)).mean() < np.abs(
+      np.diff(arrays['raw_coordinates'], 2, axis=0)).mean()
   labels = list(table.getColumnLabels())
   # The body stands in the lab: the subject balances near the calibration origin, pelvis
   # about a metre above the floor (any pose of the untrained model keeps it within 0.5 m).
@@ -145,6 +156,39 @@ def test_command_reports_an_error_in_one_line_and_writes_nothing(smoke_checkpoin
   assert message.startswith('error:') and all(w in message for w in expect), out.stderr[-2000:]
   assert not out_dir.exists()
   assert not [p for p in tmp_path.iterdir() if p.name.startswith('.partial-')]
+
+
+def test_two_camera_pairs_are_predicted_apart_and_averaged(smoke_checkpoint, demo_dir,
+                                                           blazepose_ready, tmp_path):
+  """network_cameras as a list of pairs: every network camera's crops cut once, one clip per
+  pair, each pair's prediction equal to that pair's own capture, their mean written."""
+  from banet_jax.capture import calibration, pipeline, predict
+  from banet_jax.inference import Predictor
+  predictor = Predictor.restore(smoke_checkpoint)
+  calib = calibration.load_calibration(demo_dir / 'calibration' / 'Calib.qca.txt')
+  videos = [str(demo_dir / 'videos' / f'cam0{i}.mp4') for i in (1, 2, 3, 4)]
+  pairs = [('cam01', 'cam04'), ('cam02', 'cam03')]
+  capture = pipeline.open_capture(videos, calib, pairs, num_frames=4, progress=False)
+  assert capture.network_cameras == ('cam01', 'cam04', 'cam02', 'cam03')
+  report = predict.predict_capture(predictor, capture, tmp_path / 'both', overlay_count=1,
+                                   cutoff_hz=None)
+  assert report['pairs'] == [list(p) for p in pairs] and 'pair_average' in report
+  assert set(report['aimed_cameras']) == set(capture.network_cameras)
+  arrays = np.load(tmp_path / 'both' / 'predictions.npz')
+  skel = predictor.layout.skeleton
+  assert arrays['pair_coordinates'].shape == (2, 4, skel.num_coordinates)
+  alone = pipeline.open_capture(videos, calib, pairs[1], num_frames=4, progress=False)
+  segment = next(alone.segments(predictor.net.config.image_size))
+  own = alone.world_coordinates(skel, predictor.predict_clip(segment.clip)['coordinates'])
+  np.testing.assert_allclose(arrays['pair_coordinates'][1], own, atol=1e-5)
+  # Written: the pairs' mean, placed (the pelvis translation is the placement's).
+  mean = predict.average_coordinates(skel, arrays['pair_coordinates'])
+  rotations = np.asarray(skel.rotational)
+  np.testing.assert_allclose(arrays['coordinates'][:, rotations], mean[:, rotations], atol=1e-9)
+  sheet = cv2.imread(str(tmp_path / 'both' / 'network_inputs.png'))
+  assert sheet.shape[1] == 4 * 160  # one column per network camera
+  with pytest.raises(pipeline.CaptureError, match='two different cameras'):
+    pipeline.open_capture(videos, calib, [('cam01', 'cam04'), ('cam02', 'cam02')])
 
 
 def test_floor_from_the_feet_where_the_calibration_has_none(smoke_checkpoint, demo_dir,
@@ -303,3 +347,24 @@ def test_a_camera_that_exchanges_left_and_right_is_corrected(demo_dir, blazepose
                                         calib.cameras).any()
   _, used = capture.triangulate()
   assert np.median(used[:, 11:]) == 4
+
+
+def test_predictions_of_several_pairs_average_across_the_wrap():
+  """capture.predict.average_coordinates: angles by their circular mean (+179 and -179 deg
+  give 180, not 0), translations and others by the arithmetic mean."""
+  from banet_jax.capture import predict
+  from banet_jax.skeleton.models import project_skeleton
+  skel = project_skeleton()
+  rot, knee = skel.coordinate_index('pelvis_rotation'), skel.coordinate_index('knee_angle_r')
+  tx = skel.coordinate_index('pelvis_tx')
+  a, b = np.zeros((3, skel.num_coordinates)), np.zeros((3, skel.num_coordinates))
+  a[:, rot], b[:, rot] = np.radians(179.0), np.radians(-179.0)
+  a[:, knee], b[:, knee] = 0.2, 0.6
+  a[:, tx], b[:, tx] = 1.0, 2.0
+  mean = predict.average_coordinates(skel, [a, b])
+  np.testing.assert_allclose(np.abs(mean[:, rot]), np.pi, atol=1e-12)
+  np.testing.assert_allclose(mean[:, knee], 0.4, atol=1e-12)
+  np.testing.assert_allclose(mean[:, tx], 1.5, atol=1e-12)
+  np.testing.assert_allclose(predict.average_coordinates(skel, [a]), a, atol=1e-12)
+  with pytest.raises(ValueError, match='coordinates must be'):
+    predict.average_coordinates(skel, [a[:, :4]])

@@ -66,6 +66,35 @@ def test_eval_writes_metrics_next_to_the_baseline_and_exports(checkpoint, tmp_pa
   assert exported == ['.mot', '.osim', '.trc']
 
 
+def test_eval_low_passes_the_predictions_when_asked(checkpoint, tmp_path, monkeypatch):
+  """evaluate_checkpoint(cutoff_hz=6) measures each clip's prediction after
+  filtering.filter_coordinates, and only the prediction (the baseline is unchanged)."""
+  import dataclasses
+  from banet_jax import evaluation, filtering
+  from banet_jax.inference import Predictor
+  predictor = Predictor.restore(checkpoint)
+  # 24-frame clips: the smoke run's 8 are shorter than the filter's padding (left as is).
+  predictor.train_config = dataclasses.replace(predictor.train_config, synthetic_frames=24)
+  monkeypatch.setattr(evaluation.Predictor, 'restore', lambda *args, **kwargs: predictor)
+  run = lambda name, cutoff: evaluation.evaluate_checkpoint(
+      str(checkpoint), 'test', tmp_path / name, max_clips=1, plot_clips=0, export_clips=0,
+      cutoff_hz=cutoff, log=lambda *args: None)
+  raw, low = run('raw', None), run('low', 6.0)
+  assert low['mean-pose baseline'] == raw['mean-pose baseline']
+  assert low['BANet']['coordinate_mae_deg'] != raw['BANet']['coordinate_mae_deg']
+  layout = predictor.layout
+  clip = predictor.train_config.data.open('test', layout)[0]
+  pred = predictor.predict_clip(clip)
+  q = filtering.filter_coordinates(layout.skeleton, pred['coordinates'], 60.0, 6.0)
+  gt_q = np.asarray(clip['coordinates'], np.float64)
+  gt_s = np.broadcast_to(np.asarray(clip['scales'], np.float64),
+                         (len(gt_q),) + np.shape(pred['scales']))
+  pred_s = np.broadcast_to(pred['scales'], gt_s.shape)
+  by_hand = evaluation.summarize(layout, evaluation.frame_metrics(layout, q, pred_s, gt_q, gt_s))
+  assert low['BANet']['coordinate_mae_deg'] == pytest.approx(by_hand['coordinate_mae_deg'],
+                                                             rel=1e-9)
+
+
 def test_predict_on_a_two_view_npz(checkpoint, tmp_path):
   """The documented raw-input format: full frames + masks + cameras."""
   from banet_jax import data

@@ -8,7 +8,7 @@ more calibrated cameras):
    (`placement.triangulate_landmarks`, visibility-weighted DLT with outlier cameras
    dropped; `pipeline.Capture.triangulate`);
 2. `reject_outliers`: limb landmarks whose distance to their proximal neighbour is far
-   from its median (a wrong-limb triangulation) removed; then `filter_points`: zero-lag
+   from its median (a wrong-limb triangulation) removed; then `filtering.filter_points`: zero-lag
    low-pass Butterworth per coordinate (Pose2Sim's default: 6 Hz, 4th order), short
    gaps bridged, long gaps left missing;
 3. `estimate_scales`: per-body isotropic scale factors of the project model from median
@@ -48,9 +48,9 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
-from scipy import ndimage, signal
 from scipy.spatial.transform import Rotation
 
+from banet_jax import filtering
 from banet_jax.capture import persons
 from banet_jax.capture import placement
 from banet_jax.capture import predict
@@ -148,85 +148,12 @@ LIMB_PARENTS: dict[int, int] = {
 OUTLIER_TOLERANCE = 0.4
 OUTLIER_MIN_M = 0.05
 
-CUTOFF_HZ = 6.0  # Pose2Sim's default Butterworth: 6 Hz, 4th order, zero lag
-FILTER_ORDER = 4
-# Gaps (NaN runs inside a clip) up to this long are bridged linearly before filtering:
-# 10 frames at 60 fps, one period of the 6 Hz cutoff, so the bridge replaces little that
-# the filter would keep (Pose2Sim's demo bridges up to 20 frames). Longer gaps, and
-# gaps at the start or end (nothing to bridge to), stay NaN.
-MAX_GAP_S = 1.0 / 6.0
 MIN_MARKERS = 8  # a frame is solved with at least this many of the markers (and the trunk)
 CROP_SIZE = 16  # the capture's network crops, unused here: the smallest that works
 
 
 class KeypointError(ValueError):
   """Inputs the keypoint method cannot solve; the message says what to change."""
-
-
-# ---- filtering ------------------------------------------------------------------------
-
-
-def _padlen(sos: np.ndarray) -> int:
-  """Samples filtfilt pads each end with: scipy's default for second-order sections
-  without zero coefficients (a Butterworth low-pass has none), 3 (2 n_sections + 1)."""
-  return 3 * (2 * len(sos) + 1)
-
-
-def filter_points(points, fps: float, cutoff_hz: float = CUTOFF_HZ, order: int = FILTER_ORDER,
-                  *, max_gap_s: float = MAX_GAP_S) -> np.ndarray:
-  """Zero-lag low-pass Butterworth of every coordinate of a trajectory.
-
-  The filter of order `order` is a Butterworth of order `order` / 2 run forwards and
-  backwards (`scipy.signal.sosfiltfilt`: zero phase, the magnitude squared), as Pose2Sim
-  does (`butter(order / 2, ...)` + `filtfilt`): at the cutoff the response is 1/2, not
-  1/sqrt(2). Per series (one coordinate of one point):
-  * a NaN run inside the series of at most `max_gap_s` is bridged linearly
-    (`np.interp`) and filtered with the rest; longer runs, and runs at either end, stay
-    NaN and split the series into pieces filtered separately;
-  * a piece no longer than filtfilt's padding, 3 (2 n + 1) samples for n second-order
-    sections (9 for order 4, 15 for order 8: scipy needs more than it pads with), is
-    returned unfiltered (a too-short clip entirely).
-
-  Args:
-    points: (T, ...) e.g. (T, 33, 3) metres; NaN where missing. T is time.
-    fps: sampling rate (Hz).
-    cutoff_hz: cutoff frequency (Hz), below fps / 2.
-    order: even overall order (each pass order / 2).
-    max_gap_s: longest gap (seconds) bridged.
-
-  Returns:
-    (T, ...) float64, the same shape.
-  """
-  points = np.asarray(points, np.float64)
-  if points.ndim < 1:
-    raise ValueError(f'points must have a time axis first, got shape {points.shape}')
-  if not np.isfinite(fps) or fps <= 0:
-    raise ValueError(f'fps must be positive, got {fps}')
-  if not 0.0 < cutoff_hz < fps / 2.0:
-    raise ValueError(f'cutoff {cutoff_hz} Hz must be between 0 and the Nyquist frequency '
-                     f'{fps / 2:g} Hz of {fps:g} fps; lower the cutoff')
-  if order < 2 or order % 2:
-    raise ValueError(f'order must be even and >= 2 (the filter runs twice), got {order}')
-  sos = signal.butter(order // 2, cutoff_hz, btype='low', fs=fps, output='sos')
-  padlen = _padlen(sos)
-  max_gap = int(np.floor(max_gap_s * fps + 1e-9))
-  flat = points.reshape(len(points), -1)
-  out = np.empty_like(flat)
-  frames = np.arange(len(points))
-  for k in range(flat.shape[1]):
-    x = flat[:, k].copy()
-    finite = np.isfinite(x)
-    if finite.any():
-      gaps, _ = ndimage.label(~finite)
-      for (run,) in ndimage.find_objects(gaps):
-        if run.start > 0 and run.stop < len(x) and run.stop - run.start <= max_gap:
-          x[run] = np.interp(frames[run], frames[finite], flat[finite, k])
-      pieces, _ = ndimage.label(np.isfinite(x))
-      for (run,) in ndimage.find_objects(pieces):
-        if run.stop - run.start > padlen:
-          x[run] = signal.sosfiltfilt(sos, x[run], padlen=padlen)
-    out[:, k] = x
-  return out.reshape(points.shape)
 
 
 # ---- outliers -------------------------------------------------------------------------
@@ -494,12 +421,13 @@ def _clamped(skel: Skeleton) -> Skeleton:
   return skel.derive(clamped=clamped)
 
 
-def solve_keypoints(skel: Skeleton, points, fps: float, *, cutoff_hz: float | None = CUTOFF_HZ,
+def solve_keypoints(skel: Skeleton, points, fps: float, *,
+                    cutoff_hz: float | None = filtering.CUTOFF_HZ,
                     outlier_tolerance: float | None = OUTLIER_TOLERANCE, scales=None,
                     min_markers: int = MIN_MARKERS, iters: int = 50) -> KeypointSolution:
   """Outliers, filter, scale and inverse kinematics of triangulated BlazePose landmarks.
 
-  Steps: `reject_outliers` (skipped when `outlier_tolerance` is None); `filter_points`
+  Steps: `reject_outliers` (skipped when `outlier_tolerance` is None); `filtering.filter_points`
   (skipped when `cutoff_hz` is None); `estimate_scales` on the filtered points (unless
   `scales` is given); `ik.solve_ik` of the scaled model on the
   markers of `LANDMARK_MARKERS` that the model has, weights `MARKER_WEIGHTS`, the joints
@@ -545,7 +473,7 @@ def solve_keypoints(skel: Skeleton, points, fps: float, *, cutoff_hz: float | No
     kept, rejected = points, np.zeros(points.shape[:2], bool)
   else:
     kept, rejected = reject_outliers(points, tolerance=outlier_tolerance)
-  filtered = kept if cutoff_hz is None else filter_points(kept, fps, cutoff_hz)
+  filtered = kept if cutoff_hz is None else filtering.filter_points(kept, fps, cutoff_hz)
   timings['filter'] = time.perf_counter() - t0
   t0 = time.perf_counter()
   if scales is None:
@@ -602,7 +530,7 @@ def solve_keypoints(skel: Skeleton, points, fps: float, *, cutoff_hz: float | No
 
 
 def keypoints_capture(capture, out_dir, *, name: str = 'capture',
-                      skeleton: Skeleton | None = None, cutoff_hz: float = CUTOFF_HZ,
+                      skeleton: Skeleton | None = None, cutoff_hz: float = filtering.CUTOFF_HZ,
                       overlay_count: int = 6, segment_frames: int = 256) -> dict:
   """Runs the keypoint method on `capture` (a `pipeline.Capture`) and writes the outputs.
 
@@ -648,8 +576,10 @@ def keypoints_capture(capture, out_dir, *, name: str = 'capture',
   report['timings_s'].update(solution.timings_s)
   report['keypoints'] = {
       'cutoff_hz': cutoff_hz,
-      'filter': {'type': 'butterworth, zero lag (sosfiltfilt)', 'order': FILTER_ORDER,
-                 'max_gap_frames_bridged': int(np.floor(MAX_GAP_S * capture.fps + 1e-9))},
+      'filter': {'type': 'butterworth, zero lag (sosfiltfilt)',
+                 'order': filtering.FILTER_ORDER,
+                 'max_gap_frames_bridged': int(np.floor(filtering.MAX_GAP_S * capture.fps
+                                                        + 1e-9))},
       'scales': solution.scale_report,
       'clipped_scales': [k for k, v in solution.scale_report.items() if v['clipped']],
       'body_scales': dict(zip(skel.body_names, solution.scales[:, 0].tolist())),
@@ -670,7 +600,8 @@ def keypoints_capture(capture, out_dir, *, name: str = 'capture',
 
 
 def camera_subset_spread(skel: Skeleton, landmarks, visibility, cameras: Sequence, fps: float, *,
-                         subset_size: int | None = None, cutoff_hz: float | None = CUTOFF_HZ,
+                         subset_size: int | None = None,
+                         cutoff_hz: float | None = filtering.CUTOFF_HZ,
                          names: Sequence[str] | None = None) -> dict:
   """How much each coordinate moves when the method loses cameras.
 

@@ -7,6 +7,11 @@
       predictor.predict_clip(segment.clip)          # banet_jax.inference
     capture.landmarks, capture.visibility           # (C, T, 33, 2) / (C, T, 33), all cameras
 
+`network_cameras` is one pair, or a list of pairs (`[('cam01', 'cam04'), ('cam02',
+'cam03')]`): the crops of every camera in them are cut once per frame, and each segment
+holds one clip per pair (`Segment.clips`), for BANet on each (`predict.predict_capture`
+averages the pairs' coordinates).
+
 Contract:
 * Videos are matched to calibration cameras by name (`match_videos`): the file stem equals a
   camera name (case-insensitive) or contains exactly one; or the caller names them.
@@ -122,12 +127,23 @@ def match_videos(videos: Sequence[str], calibration, names: Sequence[str] | None
 class Segment:
   """Consecutive output frames [start, stop) of the network cameras.
 
-  clip: the ODAH-style inputs of `banet_jax.inference` (crops (2, n, S, S, 3) uint8, masks
-  (2, n, S, S) uint8, crop_meta (2, n, 3), camera_K/R/t (2, ...)).
+  clips: {'camA+camB': clip} per camera pair, in `Capture.pairs` order; a clip is the
+  ODAH-style inputs of `banet_jax.inference` (crops (2, n, S, S, 3) uint8, masks (2, n, S,
+  S) uint8, crop_meta (2, n, 3), camera_K/R/t (2, ...)).
   """
   start: int
   stop: int
-  clip: dict
+  clips: dict[str, dict]
+
+  @property
+  def clip(self) -> dict:
+    """The first pair's clip (the only one with a single pair)."""
+    return next(iter(self.clips.values()))
+
+
+def pair_name(pair: Sequence[str]) -> str:
+  """'camA+camB', the key of a pair's clip in `Segment.clips`."""
+  return '+'.join(pair)
 
 
 class _UserMasks:
@@ -176,15 +192,24 @@ class _UserMasks:
 class Capture:
   """A calibrated multi-camera video, opened and checked (see the module docstring)."""
 
-  def __init__(self, videos: Mapping[str, str], calibration, network_cameras: Sequence[str],
+  def __init__(self, videos: Mapping[str, str], calibration,
+               network_cameras: Sequence[str] | Sequence[Sequence[str]],
                *, fps: float = 60.0, start: int = 0, num_frames: int | None = None,
                masks: Mapping[str, str] | None = None, pose: persons.BlazePose | None = None,
                select_frames: int = 10, near=None, max_held_frames: int = 15,
                face_forward: bool = True, aim_cameras: bool = True, progress: bool = True):
     self.names = list(videos)
-    self.network_cameras = tuple(network_cameras)
-    if len(self.network_cameras) != 2 or len(set(self.network_cameras)) != 2:
-      raise CaptureError(f'BANet needs two different cameras, got {list(network_cameras)}')
+    given = list(network_cameras)
+    self.pairs = ([tuple(given)] if all(isinstance(n, str) for n in given) else
+                  [tuple(pair) for pair in given])
+    for pair in self.pairs:
+      if len(pair) != 2 or len(set(pair)) != 2 or not all(isinstance(n, str) for n in pair):
+        raise CaptureError(f'BANet needs two different cameras, got {list(pair)} (network '
+                           f'cameras: one pair, or a list of pairs)')
+    if len(set(self.pairs)) != len(self.pairs):
+      raise CaptureError(f'a camera pair is given twice: {given}')
+    # Every camera of a pair, in order of first appearance: their crops are cut.
+    self.network_cameras = tuple(dict.fromkeys(n for pair in self.pairs for n in pair))
     for name in self.network_cameras:
       if name not in videos:
         raise CaptureError(f'camera {name!r} has no video (videos for {self.names})')
@@ -220,6 +245,7 @@ class Capture:
     self.visibility = np.zeros((c, self.num_frames, NUM_LANDMARKS), np.float32)
     self.timings = {'decode': 0.0, 'masks': 0.0, 'crops': 0.0}
     self.report = {'cameras': self.names, 'network_cameras': list(self.network_cameras),
+                   'pairs': [list(pair) for pair in self.pairs],
                    'videos': self.paths, 'fps': self.fps, 'frames': self.num_frames,
                    'source_frames': [int(self.source_frames[0]), int(self.source_frames[-1])],
                    'held_frames': {n: [] for n in self.network_cameras},
@@ -316,7 +342,6 @@ class Capture:
     pixels wide, in `self.thumbnails[frame]` (one RGB image per camera) for overlays.
     """
     net = [self.names.index(n) for n in self.network_cameras]
-    cams = [self.calibration.cameras[c] for c in net]
     buffer, crops = [], []
     thumbs = set(int(f) for f in thumbnail_frames)
     t_decode = time.perf_counter()
@@ -344,7 +369,8 @@ class Capture:
         crops.append(self._network_crops(f, images, picked, net, crop_size))
       if len(crops) >= segment_frames or (f == self.num_frames - 1 and crops):
         stop = f + 1
-        yield Segment(stop - len(crops), stop, self._clip(crops, cams))
+        yield Segment(stop - len(crops), stop,
+                      {pair_name(pair): self._clip(crops, pair) for pair in self.pairs})
         crops = []
       t_decode = time.perf_counter()
     self.report['timings_s'] = dict(self.timings)
@@ -380,16 +406,19 @@ class Capture:
       frames = record.setdefault(self.names[c], {}).setdefault(placement.SWAP_GROUPS[g], [])
       frames.append(int(self.source_frames[f]))
 
-  def _clip(self, crops, cams) -> dict:
+  def _clip(self, crops, pair) -> dict:
+    """The clip of one camera pair from per-frame crops of every network camera."""
+    views = [self.network_cameras.index(n) for n in pair]
+    cams = [self.calibration.cameras[self.names.index(n)] for n in pair]
     origin = self.clip_origin()
     turn = placement.vertical_rotation(np.radians(self.clip_heading_deg()))
     extrinsics = []
-    for name, c in zip(self.network_cameras, cams):
+    for name, c in zip(pair, cams):
       aim = self.camera_turns()[name]
       extrinsics.append((c.R, c.t) if aim is None else (aim @ c.R, aim @ c.t))
-    return {'crops': np.stack([[x[v][0] for x in crops] for v in range(2)]),
-            'masks': np.stack([[x[v][1] for x in crops] for v in range(2)]),
-            'crop_meta': np.stack([[x[v][2] for x in crops] for v in range(2)]),
+    return {'crops': np.stack([[x[v][0] for x in crops] for v in views]),
+            'masks': np.stack([[x[v][1] for x in crops] for v in views]),
+            'crop_meta': np.stack([[x[v][2] for x in crops] for v in views]),
             'camera_K': np.stack([c.K for c in cams]).astype(np.float32),
             # A world point X is origin + turn @ X' in the clip's frame X':
             # R X + t = (R turn) X' + (t + R origin).
@@ -497,10 +526,11 @@ def _jsonable(value):
   return value
 
 
-def open_capture(videos: Sequence[str], calibration, network_cameras: Sequence[str] | None = None,
+def open_capture(videos: Sequence[str], calibration,
+                 network_cameras: Sequence[str] | Sequence[Sequence[str]] | None = None,
                  *, camera_names: Sequence[str] | None = None, **kwargs) -> Capture:
-  """`Capture` of `videos` (paths) with a loaded calibration; the network cameras default to
-  the first two videos."""
+  """`Capture` of `videos` (paths) with a loaded calibration; the network cameras (a pair
+  or a list of pairs) default to the first two videos."""
   mapping = match_videos(videos, calibration, camera_names)
   network_cameras = tuple(network_cameras or list(mapping)[:2])
   return Capture(mapping, calibration, network_cameras, **kwargs)

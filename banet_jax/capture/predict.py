@@ -3,21 +3,26 @@
 `predict_capture(predictor, capture, out_dir)` writes into `out_dir` (the writing is
 `write_capture_outputs`, which the keypoint method, `keypoints.keypoints_capture`, shares):
   <name>.mot / .trc / .osim   the coordinates (pelvis placed where the person stands,
-                              `placement`), the scaled model's markers, the scaled model
+                              `placement`; BANet's low-passed at `cutoff_hz`, 6 Hz by
+                              default), the scaled model's markers, the scaled model
   overlay_<camera>.png        a contact sheet per camera: the predicted skeleton (joint
                               centres and bones, projected with the lens model) over frames
                               of every view, the BlazePose landmarks as small dots
   overlays.png                all cameras side by side (rows: frames)
-  network_inputs.png          what BANet saw at those frames: the two masked crops (not
-                              written by the keypoint method, which has no network)
+  network_inputs.png          what BANet saw at those frames: the masked crop of each
+                              network camera (not written by the keypoint method, which
+                              has no network)
   angles.png                  the main coordinates over time
   report.json                 method, cameras, person choice, how far each network camera
                               was turned to aim at the person (`aimed_cameras`), floor,
-                              placement residuals, timings
+                              placement residuals, the low-pass filter of the coordinates
+                              (`coordinate_filter`), timings
   predictions.npz             raw arrays: coordinates (T, C), scales (B, 3), landmarks
                               (C, T, 33, 2) in pixels as the cameras see them (distorted),
                               visibility (C, T, 33), world landmarks (T, 33, 3), and the
-                              method's own (BANet: frame_scales; keypoints: marker_errors,
+                              method's own (BANet: frame_scales, raw_coordinates before
+                              the low-pass filter, pair_coordinates (P, T, C) with
+                              several camera pairs; keypoints: marker_errors,
                               marker_names, filtered_landmarks, solved)
 Everything is written into a staging folder first and moved into `out_dir` at the end,
 so a failure leaves nothing half-written.
@@ -35,8 +40,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from banet_jax import evaluation, export
-from banet_jax.capture import placement
+from banet_jax import evaluation, export, filtering
+from banet_jax.capture import pipeline, placement
 from banet_jax.skeleton import forward_kinematics
 
 # Coordinates shown in angles.png (those the model has).
@@ -112,7 +117,8 @@ def overlay_sheets(capture, joints_world: np.ndarray, edges, out_dir: pathlib.Pa
 
 
 def network_inputs_sheet(capture, inputs: dict, out_dir: pathlib.Path, side: int = 160) -> str:
-  """The masked crops {frame: (2, S, S, 3)} as a grid (rows: frames, columns: views)."""
+  """The masked crops {frame: one (S, S, 3) per network camera} as a grid (rows: frames,
+  columns: cameras)."""
   rows = []
   for f in sorted(inputs):
     tiles = [_label(cv2.resize(np.ascontiguousarray(v), (side, side),
@@ -129,45 +135,90 @@ def thumbnail_frames(num_frames: int, count: int) -> list[int]:
   return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, max(1, count))})
 
 
+def average_coordinates(skel, coordinates: Sequence[np.ndarray]) -> np.ndarray:
+  """The mean of several predictions of one clip (BANet through several camera pairs).
+
+  Args:
+    skel: the `Skeleton` the coordinates refer to.
+    coordinates: P arrays (T, C), radians / metres, in the same world.
+
+  Returns:
+    (T, C) float64: the circular mean of each rotational coordinate (so +179 and -179 deg
+    average to 180, not 0), the arithmetic mean of the others.
+  """
+  q = np.stack([np.asarray(c, np.float64) for c in coordinates])
+  if q.ndim != 3 or q.shape[2] != len(skel.coordinate_names):
+    raise ValueError(f'coordinates must be P arrays (T, {len(skel.coordinate_names)}), got '
+                     f'shape {q.shape}')
+  out = q.mean(axis=0)
+  rotational = np.asarray(skel.rotational)
+  out[:, rotational] = np.angle(np.exp(1j * q[:, :, rotational]).mean(axis=0))
+  return out
+
+
 def predict_capture(predictor, capture, out_dir, *, name: str = 'capture',
                     segment_frames: int = 256, overlay_count: int = 6,
-                    place_body: bool = True) -> dict:
+                    place_body: bool = True,
+                    cutoff_hz: float | None = filtering.CUTOFF_HZ) -> dict:
   """Runs `capture` (a `pipeline.Capture`) through `predictor` and writes the outputs.
 
-  Returns the report (also written as report.json), with the output paths under 'files'.
+  BANet runs on each of the capture's camera pairs (`capture.pairs`); with more than one,
+  the coordinates written are their per-frame mean (`average_coordinates`), the body
+  scales the mean over pairs and frames, and predictions.npz keeps each pair's as
+  `pair_coordinates` (P, T, C).
+
+  `cutoff_hz`: the coordinates (the pelvis placement included) are low-passed at this
+  cutoff before they are written (`filtering.filter_coordinates`: zero-lag Butterworth,
+  Pose2Sim's 6 Hz by default, as the keypoint method filters its landmarks; predictions.npz
+  then keeps the unfiltered ones as `raw_coordinates`); None or 0: written as the network
+  predicts them. Returns the report (also written as report.json), with
+  the output paths under 'files'.
   """
   skel = predictor.layout.skeleton
   crop_size = predictor.net.config.image_size
-  coords, scales, t_net = [], [], 0.0
+  pairs = [pipeline.pair_name(pair) for pair in capture.pairs]
+  coords = {pair: [] for pair in pairs}  # per pair: (n, C) per segment
+  scales, t_net = [], 0.0
   shown = thumbnail_frames(capture.num_frames, overlay_count)
   inputs = {}
   for segment in capture.segments(crop_size, segment_frames, shown):
     for f in shown:
       if segment.start <= f < segment.stop:
-        clip = segment.clip
-        inputs[f] = clip['crops'][:, f - segment.start] * clip['masks'][:, f - segment.start,
-                                                                      ..., None]
-    t0 = time.perf_counter()
-    pred = predictor.predict_clip(segment.clip)
-    t_net += time.perf_counter() - t0
-    coords.append(capture.world_coordinates(skel, pred['coordinates']))
-    scales.append(pred['frame_scales'])
-  coordinates = np.concatenate(coords)
-  frame_scales = np.concatenate(scales)
+        # Each network camera's masked crop, from the first pair that has it.
+        views = {}
+        for pair, clip in zip(capture.pairs, segment.clips.values()):
+          for v, camera in enumerate(pair):
+            views.setdefault(camera, clip['crops'][v, f - segment.start]
+                             * clip['masks'][v, f - segment.start, ..., None])
+        inputs[f] = [views[camera] for camera in capture.network_cameras]
+    for pair, clip in segment.clips.items():
+      t0 = time.perf_counter()
+      pred = predictor.predict_clip(clip)
+      t_net += time.perf_counter() - t0
+      coords[pair].append(capture.world_coordinates(skel, pred['coordinates']))
+      scales.append(pred['frame_scales'])
+  per_pair = {pair: np.concatenate(c) for pair, c in coords.items()}
+  coordinates = average_coordinates(skel, list(per_pair.values()))
+  frame_scales = np.concatenate(scales)  # (pairs x frames, B, 3)
   capture.report['timings_s']['network'] = t_net
+  arrays = {'frame_scales': frame_scales}
+  if len(pairs) > 1:
+    capture.report['pair_average'] = ('the coordinates are the mean of the pairs\' '
+                                      '(circular for angles); predictions.npz: pair_coordinates')
+    arrays['pair_coordinates'] = np.stack(list(per_pair.values()))  # (P, T, C)
   return write_capture_outputs(
       capture, skel, coordinates, frame_scales.mean(axis=0), out_dir, name=name,
       method='banet', translation='landmarks' if place_body else 'zero',
-      network_inputs=inputs, arrays={'frame_scales': frame_scales}, curve_label='BANet',
-      title=f'{name}: {", ".join(capture.network_cameras)}')
+      network_inputs=inputs, arrays=arrays, curve_label='BANet',
+      title=f'{name}: {", ".join(pairs)}', cutoff_hz=cutoff_hz)
 
 
 def write_capture_outputs(capture, skel, coordinates, scales, out_dir, *, name: str,
                           method: str, translation: str = 'landmarks', points=None,
                           network_inputs: dict | None = None, arrays: dict | None = None,
                           world_arrays: dict | None = None, curve_label: str | None = None,
-                          title: str | None = None, highlight: Sequence[str] | None = None
-                          ) -> dict:
+                          title: str | None = None, highlight: Sequence[str] | None = None,
+                          cutoff_hz: float | None = None) -> dict:
   """Everything after a method has its coordinates: floor, placement, files, report.
 
   Shared by BANet (`predict_capture`) and the keypoint method
@@ -189,14 +240,18 @@ def write_capture_outputs(capture, skel, coordinates, scales, out_dir, *, name: 
       the floor shift below is applied to pelvis_ty.
     points: (T, 33, 3) the capture's triangulated landmarks in the calibration's world
       (None: `capture.triangulate()`).
-    network_inputs: {frame: (2, S, S, 3) masked crops} -> network_inputs.png; None: no
-      such picture (a method without network inputs).
+    network_inputs: {frame: [(S, S, 3) masked crop per network camera]} ->
+      network_inputs.png; None: no such picture (a method without network inputs).
     arrays: more arrays for predictions.npz.
     world_arrays: more (..., 3) world points (m) for predictions.npz, given in the
       calibration's world and saved, like world_landmarks, in the floor's.
     curve_label, title: legend and title of angles.png (default: method, name).
     highlight: cameras marked '(network)' in the overlays (default: the capture's
       network cameras).
+    cutoff_hz: when set (> 0), the coordinates are low-passed after placement
+      (`filtering.filter_coordinates`) and the unfiltered ones saved in predictions.npz
+      as `raw_coordinates`; report['coordinate_filter'] says so. None: written as given
+      (the keypoint method, whose landmarks are filtered before its IK).
 
   World: y = 0 is the floor in every output. Without a known floor
   (`calibration.floor_known` False) it is estimated from the feet
@@ -235,6 +290,15 @@ def write_capture_outputs(capture, skel, coordinates, scales, out_dir, *, name: 
     report['placement'] = {'method': 'inverse kinematics (the pelvis translation is '
                                      'solved with the pose)'}
   report['timings_s']['placement'] = time.perf_counter() - t0
+  raw = {}
+  if cutoff_hz:
+    raw['raw_coordinates'] = coordinates
+    coordinates = filtering.filter_coordinates(skel, coordinates, capture.fps, cutoff_hz)
+    report['coordinate_filter'] = {'type': 'butterworth, zero lag (sosfiltfilt)',
+                                   'cutoff_hz': float(cutoff_hz),
+                                   'order': filtering.FILTER_ORDER}
+  else:
+    report['coordinate_filter'] = None
 
   staging = pathlib.Path(tempfile.mkdtemp(prefix='.partial-', dir=out_dir.parent
                                           if out_dir.parent.exists() else None))
@@ -260,6 +324,7 @@ def write_capture_outputs(capture, skel, coordinates, scales, out_dir, *, name: 
              coordinate_names=np.array(skel.coordinate_names),
              landmarks=capture.landmarks, visibility=capture.visibility,
              world_landmarks=points, cameras=np.array(capture.names), **(arrays or {}),
+             **raw,
              **{k: np.asarray(v, np.float64) - [0.0, floor, 0.0]
                 for k, v in (world_arrays or {}).items()})
     report['timings_s']['per_frame'] = {k: v / capture.num_frames
