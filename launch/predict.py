@@ -61,7 +61,7 @@ _CALIBRATION_FORMAT = flags.DEFINE_enum(
 _CAMERAS = flags.DEFINE_list(
     'cameras', None, 'The two cameras BANet sees (default: the first two videos), or camera '
     'pairs, e.g. cam01+cam04,cam02+cam03: BANet on each pair, their coordinates averaged '
-    '(on the Pose2Sim demo 0.6 deg closer to the four-camera reference than one pair, at '
+    '(on the Pose2Sim demo 0.5 deg closer to the four-camera reference than one pair, at '
     'twice the network time; MODEL_CARD.md).')
 _CAMERA_NAMES = flags.DEFINE_list('camera_names', None, 'Calibration camera of each video, in '
                                   'order (default: from the file names).')

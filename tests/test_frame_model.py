@@ -419,7 +419,10 @@ def test_remat_keeps_parameters_outputs_and_gradients():
 
   plain, remat = (jax.jit(jax.value_and_grad(functools.partial(loss, r))) for r in (False, True))
   (v0, g0), (v1, g1) = plain(params), remat(params)
-  np.testing.assert_allclose(v1, v0, rtol=1e-6)
+  # The two programs fuse and sum the ~16k float32 terms of the loss in different orders:
+  # a fresh-clone run on the 2-core AMD EPYC differed by 5.7e-6 (4.4e-6 relative; the
+  # earlier rtol=1e-6 held on other runs), float32 rounding of a sum that cancels to -1.3.
+  np.testing.assert_allclose(v1, v0, rtol=1e-5, atol=1e-5)
   for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0)):  # float32 rounding only
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
   # The remat program really recomputes: its backward holds more convolutions.
