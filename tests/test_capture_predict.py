@@ -191,6 +191,26 @@ def test_two_camera_pairs_are_predicted_apart_and_averaged(smoke_checkpoint, dem
     pipeline.open_capture(videos, calib, [('cam01', 'cam04'), ('cam02', 'cam02')])
 
 
+def test_camera_pairs_on_the_command_line_and_a_malformed_pair(smoke_checkpoint, demo_dir,
+                                                               blazepose_ready, tmp_path):
+  """--cameras=cam01+cam04,cam02+cam03 predicts with both pairs; a pair of three cameras is
+  a one-line error before any video is decoded."""
+  calib = f'--calibration={demo_dir / "calibration" / "Calib.qca.txt"}'
+  out = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={_videos(demo_dir)}', calib,
+                 '--cameras=cam01+cam04,cam02+cam03', '--num_frames=3',
+                 f'--out_dir={tmp_path / "pairs"}')
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  assert 'cam01+cam04, cam02+cam03' in out.stdout and 'mean of 2 pairs' in out.stdout
+  report = json.loads((tmp_path / 'pairs' / 'report.json').read_text())
+  assert report['pairs'] == [['cam01', 'cam04'], ['cam02', 'cam03']]
+  bad = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={_videos(demo_dir)}', calib,
+                 '--cameras=cam01+cam04+cam02', f'--out_dir={tmp_path / "bad"}')
+  assert bad.returncode != 0
+  message = bad.stderr.strip().splitlines()[-1]
+  assert message.startswith('error:') and 'joined by "+"' in message, bad.stderr[-2000:]
+  assert not (tmp_path / 'bad').exists()
+
+
 def test_floor_from_the_feet_where_the_calibration_has_none(smoke_checkpoint, demo_dir,
                                                             blazepose_ready, tmp_path):
   """The demo's lab world lifted by 0.5 m and its floor forgotten (as in a checkerboard
