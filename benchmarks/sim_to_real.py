@@ -41,7 +41,7 @@ of the gap is the person's appearance:
 
 --pair_average adds, per model, the row 'NAME [pairs averaged]': the predictions of all
 --pairs averaged per frame (`capture.predict.average_coordinates`: circular means of the
-angles), placed again, as `launch.predict --pairs` writes them with three or more cameras;
+angles), placed again, as `launch.predict --cameras=cam01+cam04,cam02+cam03` writes them;
 its pair diff is '-' and its other columns are the average's.
 
 --cutoff_hz gives each model one row per cutoff: 0 the coordinates as the network
@@ -94,7 +94,7 @@ _CUTOFFS = flags.DEFINE_list('cutoff_hz', ['0', '6'], 'Low-pass cutoffs (Hz) of 
                              'writes by default).')
 _PAIR_AVERAGE = flags.DEFINE_bool('pair_average', True, 'Also a row per model with the '
                                    "predictions of all --pairs averaged ('NAME [pairs "
-                                   "averaged]'; launch.predict --pairs).")
+                                   "averaged]'; launch.predict --cameras=A+B,C+D).")
 _MAX_SPREAD = flags.DEFINE_float('max_spread_deg', 5.0, 'A coordinate is well determined by '
                                  'the reference when its leave-one-camera-out spread is below.')
 
@@ -364,7 +364,7 @@ def main(argv):
       row = name if variant == 'real' else f'{name} [{variant}]'
       rows_of_model = {row: per_pair}
       if _PAIR_AVERAGE.value and len(per_pair) > 1:
-        # Every pair's prediction averaged (launch.predict --pairs), placed again.
+        # Every pair's prediction averaged (launch.predict --cameras=A+B,C+D), placed again.
         q = predict.average_coordinates(skel, [q for q, _ in per_pair.values()])
         s = np.mean([s for _, s in per_pair.values()], axis=0)
         translation, _ = placement.pelvis_translation(skel, q, s, points)
