@@ -1,8 +1,8 @@
 """Zero-lag low-pass filtering of trajectories: landmarks and OpenSim coordinates.
 
 Biomechanics filters kinematics before it reads them: Pose2Sim low-passes its triangulated
-points (Butterworth, 6 Hz, 4th order, zero lag), OpenCap its marker trajectories, and
-OpenSim users their .mot files. Both methods of the front end use the one filter here:
+points (Butterworth, 6 Hz, 4th order, zero lag), and OpenSim users their marker and
+coordinate files. Both methods of the front end use the one filter here:
 * the keypoint method (`keypoints.solve_keypoints`) filters the triangulated landmarks
   (`filter_points`) before inverse kinematics;
 * BANet (`predict.predict_capture`) filters its per-frame coordinates
