@@ -131,7 +131,7 @@ def _predict_videos(out_dir):
   if any(len(pair) != 2 for pair in pairs):
     raise ValueError(f'--cameras: give two cameras (cam01,cam04) or pairs joined by "+" '
                      f'(cam01+cam04,cam02+cam03), got {given}')
-  cameras = tuple(dict.fromkeys(n for pair in pairs for n in pair))  # as Capture orders them
+  cameras = pipeline.pair_cameras(pairs)  # the order Capture cuts their crops in
   if _NEAR.value and len(_NEAR.value) != 3:
     raise ValueError(f'--near needs x,y,z in metres, got {_NEAR.value}')
   masks = None

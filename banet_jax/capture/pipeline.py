@@ -146,6 +146,12 @@ def pair_name(pair: Sequence[str]) -> str:
   return '+'.join(pair)
 
 
+def pair_cameras(pairs: Sequence[Sequence[str]]) -> tuple[str, ...]:
+  """Every camera of the pairs, once, in order of first appearance: the network cameras
+  whose crops are cut (and the order `masks` of the command line follow)."""
+  return tuple(dict.fromkeys(n for pair in pairs for n in pair))
+
+
 class _UserMasks:
   """Masks of one camera from a folder of images or a video, read in step with the frames."""
 
@@ -208,8 +214,7 @@ class Capture:
                            f'cameras: one pair, or a list of pairs)')
     if len(set(self.pairs)) != len(self.pairs):
       raise CaptureError(f'a camera pair is given twice: {given}')
-    # Every camera of a pair, in order of first appearance: their crops are cut.
-    self.network_cameras = tuple(dict.fromkeys(n for pair in self.pairs for n in pair))
+    self.network_cameras = pair_cameras(self.pairs)  # their crops are cut
     for name in self.network_cameras:
       if name not in videos:
         raise CaptureError(f'camera {name!r} has no video (videos for {self.names})')
