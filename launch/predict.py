@@ -134,6 +134,9 @@ def _predict_videos(out_dir):
   cameras = pipeline.pair_cameras(pairs)  # the order Capture cuts their crops in
   if _NEAR.value and len(_NEAR.value) != 3:
     raise ValueError(f'--near needs x,y,z in metres, got {_NEAR.value}')
+  if not 0 <= _CUTOFF_HZ.value < _FPS.value / 2:  # checked before any video is decoded
+    raise ValueError(f'--cutoff_hz={_CUTOFF_HZ.value:g} must be below half the frame rate '
+                     f'(--fps={_FPS.value:g}: {_FPS.value / 2:g} Hz)')
   masks = None
   if _MASKS.value and not use_keypoints:
     if len(_MASKS.value) != len(cameras):

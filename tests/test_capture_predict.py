@@ -193,8 +193,9 @@ def test_two_camera_pairs_are_predicted_apart_and_averaged(smoke_checkpoint, dem
 
 def test_camera_pairs_on_the_command_line_and_a_malformed_pair(smoke_checkpoint, demo_dir,
                                                                blazepose_ready, tmp_path):
-  """--cameras=cam01+cam04,cam02+cam03 predicts with both pairs; a pair of three cameras is
-  a one-line error before any video is decoded."""
+  """--cameras=cam01+cam04,cam02+cam03 predicts with both pairs; a pair of three cameras,
+  or a low-pass cutoff above half the frame rate, is a one-line error before any video is
+  decoded."""
   calib = f'--calibration={demo_dir / "calibration" / "Calib.qca.txt"}'
   out = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={_videos(demo_dir)}', calib,
                  '--cameras=cam01+cam04,cam02+cam03', '--num_frames=3',
@@ -209,6 +210,10 @@ def test_camera_pairs_on_the_command_line_and_a_malformed_pair(smoke_checkpoint,
   message = bad.stderr.strip().splitlines()[-1]
   assert message.startswith('error:') and 'joined by "+"' in message, bad.stderr[-2000:]
   assert not (tmp_path / 'bad').exists()
+  fast = _predict(f'--checkpoint={smoke_checkpoint}', f'--videos={_videos(demo_dir)}', calib,
+                  '--fps=10', '--cutoff_hz=6', f'--out_dir={tmp_path / "fast"}')
+  message = fast.stderr.strip().splitlines()[-1]
+  assert fast.returncode != 0 and message.startswith('error:') and '5 Hz' in message, message
 
 
 def test_floor_from_the_feet_where_the_calibration_has_none(smoke_checkpoint, demo_dir,
