@@ -34,6 +34,12 @@ def wrap_angle(angle):
   return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
+def circular_mean(angles, axis: int = 0) -> np.ndarray:
+  """The circular mean of angles (radians) along `axis`: +179 and -179 deg give 180, not 0."""
+  angles = np.asarray(angles, np.float64)
+  return np.arctan2(np.sin(angles).mean(axis), np.cos(angles).mean(axis))
+
+
 def evaluated_coordinates(layout: OutputLayout) -> tuple[np.ndarray, np.ndarray]:
   """(rotational, translational) index arrays of the predicted coordinates that count."""
   skel = layout.skeleton
@@ -102,7 +108,7 @@ STILL_RAD = 1e-6
 def _circular_deviations(x) -> np.ndarray:
   """(N,) angles (rad) as wrapped differences from their circular mean."""
   x = np.asarray(x, np.float64)
-  return wrap_angle(x - np.arctan2(np.sin(x).mean(), np.cos(x).mean()))
+  return wrap_angle(x - circular_mean(x))
 
 
 def series_tracking(pred, truth) -> tuple[float | None, float | None]:
@@ -165,7 +171,7 @@ def mean_pose(layout: OutputLayout, coordinates, scales) -> tuple[np.ndarray, np
   coordinates = np.asarray(coordinates, np.float64)
   rot = np.asarray(layout.skeleton.rotational)
   mean = coordinates.mean(axis=0)
-  mean[rot] = np.arctan2(np.sin(coordinates[:, rot]).mean(0), np.cos(coordinates[:, rot]).mean(0))
+  mean[rot] = circular_mean(coordinates[:, rot])
   mean[np.asarray(layout.global_translation)] = 0.0
   return mean, np.asarray(scales, np.float64).mean(axis=0)
 

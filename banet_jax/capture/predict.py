@@ -152,7 +152,7 @@ def average_coordinates(skel, coordinates: Sequence[np.ndarray]) -> np.ndarray:
                      f'shape {q.shape}')
   out = q.mean(axis=0)
   rotational = np.asarray(skel.rotational)
-  out[:, rotational] = np.angle(np.exp(1j * q[:, :, rotational]).mean(axis=0))
+  out[:, rotational] = evaluation.circular_mean(q[:, :, rotational])
   return out
 
 
