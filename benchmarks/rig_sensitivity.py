@@ -96,7 +96,8 @@ def main(argv):
                          f'{configs[name].version}: the re-rendered clips would not match')
 
   built_source = data.open_source(_DATASET.value, _SPLIT.value, _DATA_DIR.value)
-  built = {evaluation.text(c['clip_id']): c for c in (built_source[i] for i in range(len(built_source)))}
+  built = {evaluation.text(c['clip_id']): c
+           for c in (built_source[i] for i in range(len(built_source)))}
   cache = pathlib.Path(_CACHE.value) if _CACHE.value else None
   if cache and cache.exists():
     with cache.open('rb') as f:
